@@ -1,0 +1,247 @@
+// The transmission phase of one connection: parse requests, run them concurrently against the store,
+// answer each as it completes (out of order, cookies echoed).
+import type { Socket } from 'node:net';
+import { errnoCode } from '../storage/block-store.js';
+import type { ByteQueue } from './byte-queue.js';
+import type { NbdExport } from './export.js';
+import {
+  Cmd, CmdFlag, decodeRequestHeader, encodeSimpleReply, MAX_PAYLOAD, NbdErrno, REQUEST_HEADER_LENGTH,
+  type RequestHeader,
+} from './protocol.js';
+import type { Logger } from '../log.js';
+
+/** Past these, stop reading requests until some complete: bounds memory per connection. */
+const MAX_IN_FLIGHT = 256;
+const MAX_IN_FLIGHT_BYTES = 96 * 1024 * 1024;
+
+const ALLOWED_FLAGS: Record<number, number> = {
+  [Cmd.READ]: CmdFlag.FUA,
+  [Cmd.WRITE]: CmdFlag.FUA,
+  [Cmd.FLUSH]: CmdFlag.FUA,
+  [Cmd.TRIM]: CmdFlag.FUA,
+  [Cmd.WRITE_ZEROES]: CmdFlag.FUA | CmdFlag.NO_HOLE | CmdFlag.FAST_ZERO,
+};
+
+/** Maps a storage error to one of the error values the protocol allows. */
+export function toNbdErrno(err: unknown): number {
+  switch (errnoCode(err)) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+    case 'EFBIG':
+      return NbdErrno.ENOSPC;
+    case 'EPERM':
+    case 'EACCES':
+    case 'EROFS':
+      return NbdErrno.EPERM;
+    case 'EINVAL':
+      return NbdErrno.EINVAL;
+    case 'ENOMEM':
+      return NbdErrno.ENOMEM;
+    case 'ENOTSUP':
+    case 'EOPNOTSUPP':
+      return NbdErrno.ENOTSUP;
+    default:
+      return NbdErrno.EIO;
+  }
+}
+
+export class TransmissionSession {
+  private pendingWrite: RequestHeader | null = null;
+  /** When set, the pending write's payload is read and thrown away, then this error is sent. */
+  private discardError = 0;
+  private discardRemaining = 0;
+  private inFlight = 0;
+  private inFlightBytes = 0;
+  private paused = false;
+  private disconnecting = false;
+  private corked = false;
+  private readonly size: number;
+  private readonly readOnly: boolean;
+  private drainedResolvers: Array<() => void> = [];
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly queue: ByteQueue,
+    private readonly exp: NbdExport,
+    private readonly log: Logger,
+  ) {
+    this.size = exp.size;
+    this.readOnly = exp.store.readOnly;
+  }
+
+  /** Bytes arrived (already pushed into the queue by the connection). */
+  onData(): void {
+    this.pump();
+  }
+
+  /** Stop reading requests, let the ones in flight finish, then close (DISC or server shutdown). */
+  disconnect(): Promise<void> {
+    this.disconnecting = true;
+    this.socket.pause();
+    return this.whenIdle().then(() => {
+      if (!this.socket.destroyed) this.socket.end();
+    });
+  }
+
+  whenIdle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainedResolvers.push(resolve));
+  }
+
+  private pump(): void {
+    while (!this.disconnecting && !this.socket.destroyed) {
+      if (this.pendingWrite) {
+        if (!this.takePayload()) return;
+        continue;
+      }
+      if (this.inFlight >= MAX_IN_FLIGHT || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES || this.socket.writableLength >= MAX_IN_FLIGHT_BYTES) {
+        this.pauseReading();
+        return;
+      }
+      if (this.queue.length < REQUEST_HEADER_LENGTH) return;
+      const header = decodeRequestHeader(this.queue.take(REQUEST_HEADER_LENGTH));
+      if (!header) {
+        // Without the magic we cannot find the next request boundary: a hard disconnect is all that is safe.
+        this.log.warn('bad request magic; disconnecting this client');
+        this.socket.destroy();
+        return;
+      }
+      this.dispatch(header);
+    }
+  }
+
+  private pauseReading(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+    if (this.socket.writableLength >= MAX_IN_FLIGHT_BYTES) this.socket.once('drain', () => this.maybeResume());
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.disconnecting) return;
+    if (this.inFlight < MAX_IN_FLIGHT / 2 && this.inFlightBytes < MAX_IN_FLIGHT_BYTES / 2 && this.socket.writableLength < MAX_IN_FLIGHT_BYTES) {
+      this.paused = false;
+      this.socket.resume();
+      this.pump();
+    } else if (this.socket.writableLength >= MAX_IN_FLIGHT_BYTES) {
+      this.socket.once('drain', () => this.maybeResume());
+    }
+  }
+
+  /** Returns false if more payload bytes are needed. */
+  private takePayload(): boolean {
+    const h = this.pendingWrite as RequestHeader;
+    if (this.discardError !== 0) {
+      this.discardRemaining -= this.queue.skip(this.discardRemaining);
+      if (this.discardRemaining > 0) return false;
+      const err = this.discardError;
+      this.pendingWrite = null;
+      this.discardError = 0;
+      this.reply(h.cookie, err);
+      return true;
+    }
+    if (this.queue.length < h.length) return false;
+    const data = this.queue.takeChunks(h.length);
+    this.pendingWrite = null;
+    this.run(h.length, this.exp.store.write(h.offset, data, (h.flags & CmdFlag.FUA) !== 0), h.cookie);
+    return true;
+  }
+
+  private outOfRange(h: RequestHeader): boolean {
+    return h.offset > this.size || h.length > this.size - h.offset;
+  }
+
+  private dispatch(h: RequestHeader): void {
+    const allowed = ALLOWED_FLAGS[h.type];
+    const badFlags = allowed !== undefined && (h.flags & ~allowed) !== 0;
+    const store = this.exp.store;
+    const fua = (h.flags & CmdFlag.FUA) !== 0;
+    switch (h.type) {
+      case Cmd.WRITE: {
+        const err = badFlags ? NbdErrno.EINVAL :
+          this.readOnly ? NbdErrno.EPERM :
+          h.length > MAX_PAYLOAD ? NbdErrno.EINVAL :
+          this.outOfRange(h) ? NbdErrno.ENOSPC : 0;
+        this.pendingWrite = h;
+        if (err !== 0) {
+          this.log.debug(`refusing WRITE offset=${h.offset} length=${h.length}: error ${err}`);
+          this.discardError = err;
+          this.discardRemaining = h.length;
+        }
+        return;
+      }
+      case Cmd.READ: {
+        const err = badFlags || h.length > MAX_PAYLOAD || this.outOfRange(h) ? NbdErrno.EINVAL : 0;
+        if (err !== 0) return this.reply(h.cookie, err);
+        if (h.length === 0) return this.reply(h.cookie, 0, Buffer.alloc(0));
+        this.run(h.length, store.read(h.offset, h.length), h.cookie);
+        return;
+      }
+      case Cmd.FLUSH:
+        if (badFlags) return this.reply(h.cookie, NbdErrno.EINVAL);
+        // Every write already answered has completed in the store, so store.flush() covers it.
+        this.run(0, store.flush(), h.cookie);
+        return;
+      case Cmd.TRIM: {
+        const err = badFlags || this.outOfRange(h) ? NbdErrno.EINVAL : this.readOnly ? NbdErrno.EPERM : 0;
+        if (err !== 0) return this.reply(h.cookie, err);
+        this.run(0, store.trim(h.offset, h.length, fua), h.cookie);
+        return;
+      }
+      case Cmd.WRITE_ZEROES: {
+        const err = badFlags ? NbdErrno.EINVAL : this.readOnly ? NbdErrno.EPERM : this.outOfRange(h) ? NbdErrno.ENOSPC : 0;
+        if (err !== 0) return this.reply(h.cookie, err);
+        const options = {
+          mayPunch: (h.flags & CmdFlag.NO_HOLE) === 0,
+          fast: (h.flags & CmdFlag.FAST_ZERO) !== 0,
+          fua,
+        };
+        this.run(0, store.writeZeroes(h.offset, h.length, options), h.cookie);
+        return;
+      }
+      case Cmd.DISC:
+        void this.disconnect();
+        return;
+      default:
+        this.log.debug(`unknown command ${h.type}; replying EINVAL`);
+        this.reply(h.cookie, NbdErrno.EINVAL);
+        return;
+    }
+  }
+
+  private run(bytes: number, op: Promise<Buffer | void>, cookie: Buffer): void {
+    this.inFlight++;
+    this.inFlightBytes += bytes;
+    op.then(
+      (data) => this.reply(cookie, 0, data ?? undefined),
+      (err: unknown) => {
+        this.log.warn(`I/O error on ${this.exp.store.description}: ${(err as Error).message}`);
+        this.reply(cookie, toNbdErrno(err));
+      },
+    ).finally(() => {
+      this.inFlight--;
+      this.inFlightBytes -= bytes;
+      if (this.inFlight === 0) {
+        const resolvers = this.drainedResolvers;
+        this.drainedResolvers = [];
+        for (const r of resolvers) r();
+      }
+      if (this.paused) this.maybeResume();
+    });
+  }
+
+  private reply(cookie: Buffer, error: number, data?: Buffer): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (!this.corked) {
+      // Replies completing in the same tick leave in one write.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(encodeSimpleReply(error, cookie));
+    if (error === 0 && data && data.length > 0) this.socket.write(data);
+  }
+}

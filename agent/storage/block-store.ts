@@ -1,0 +1,43 @@
+// The block storage behind an export: the only place the NBD server touches data.
+
+export interface ZeroOptions {
+  /** The client allows the range to become a hole (NBD_CMD_WRITE_ZEROES without NO_HOLE). */
+  mayPunch: boolean;
+  /** Persist before resolving (FUA). */
+  fua: boolean;
+  /** NBD FAST_ZERO: fail with code ENOTSUP rather than fall back to writing zero bytes. */
+  fast: boolean;
+}
+
+export function notSupported(what: string): Error {
+  return Object.assign(new Error(`${what} is not supported here`), { code: 'ENOTSUP' });
+}
+
+export interface BlockStore {
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** What the store is, for messages: a path. */
+  readonly description: string;
+  /** True if zeroing without writing data (hole punch / BLKZEROOUT) is available. */
+  readonly canFastZero: boolean;
+  read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Writes the concatenation of `data` (the payload as it arrived, in pieces, so it need not be copied).
+   * Resolves once written; with `fua`, once on stable storage.
+   */
+  write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void>;
+  /** Resolves once every write that resolved before the call is on stable storage. */
+  flush(): Promise<void>;
+  /** Advisory discard; never fails for lack of support. */
+  trim(offset: number, length: number, fua: boolean): Promise<void>;
+  writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An I/O error carrying the errno name of the failed system call. */
+export function errnoCode(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
+    return (err as { code: string }).code;
+  }
+  return undefined;
+}

@@ -1,0 +1,195 @@
+// A BlockStore over a regular file or a block device.
+import fs from 'node:fs';
+import { execFile } from 'node:child_process';
+import { notSupported, type BlockStore, type ZeroOptions } from './block-store.js';
+
+/** The system calls the store makes, injectable so tests can check their order at the I/O boundary. */
+export interface FileIo {
+  /** Writes the buffers in order at `position`; returns bytes written (may be short). */
+  pwritev(fd: number, data: readonly Buffer[], position: number): Promise<number>;
+  /** The same, on the calling thread: used for small writes, where a thread-pool round trip costs more than the copy. */
+  pwritevSync(fd: number, data: readonly Buffer[], position: number): number;
+  pread(fd: number, into: Buffer, offset: number, position: number, length: number): Promise<number>;
+  fdatasync(fd: number): Promise<void>;
+  /** Deallocates a range (hole punch on a file, discard or zero-out on a device); false if unsupported. */
+  deallocate(path: string, isBlockDevice: boolean, offset: number, length: number, mustZero: boolean): Promise<boolean>;
+}
+
+function runTool(tool: string, args: string[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(tool, args, { timeout: 120_000 }, (err) => resolve(!err));
+  });
+}
+
+export const nodeFileIo: FileIo = {
+  pwritev: (fd, data, position) =>
+    new Promise((resolve, reject) =>
+      fs.writev(fd, data as Buffer[], position, (err, written) => (err ? reject(err) : resolve(written))),
+    ),
+  pwritevSync: (fd, data, position) => fs.writevSync(fd, data as Buffer[], position),
+  pread: (fd, into, offset, position, length) =>
+    new Promise((resolve, reject) =>
+      fs.read(fd, into, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))),
+    ),
+  fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
+  // Node has no fallocate(2) or BLKDISCARD/BLKZEROOUT, so util-linux does it. Called only for large
+  // ranges (see FAST_ZERO_MIN), where a process start is cheap next to writing the bytes.
+  deallocate: (path, isBlockDevice, offset, length, mustZero) =>
+    isBlockDevice
+      ? runTool('blkdiscard', [...(mustZero ? ['--zeroout'] : []), '-o', String(offset), '-l', String(length), path])
+      : runTool('fallocate', ['--punch-hole', '--keep-size', '-o', String(offset), '-l', String(length), path]),
+};
+
+/**
+ * Writes up to this size are made on the event-loop thread: into the page cache that is a copy of a
+ * few microseconds, much less than handing the request to libuv's thread pool and back (measured in
+ * bench/nbd-export). TANDEM_SYNC_WRITE_MAX overrides it; 0 sends every write through the pool.
+ */
+export const SYNC_WRITE_MAX = Number(process.env.TANDEM_SYNC_WRITE_MAX ?? 64 * 1024);
+
+/** Drops the first n bytes from a list of buffers (after a short write). */
+export function dropPrefix(data: readonly Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = n;
+  for (const b of data) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+
+/** Zero ranges at least this long are deallocated rather than written. */
+export const FAST_ZERO_MIN = 4 * 1024 * 1024;
+const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+
+export class OpenError extends Error {}
+
+/** Size of a block device from sysfs (Node cannot issue BLKGETSIZE64). */
+function blockDeviceSize(rdev: number): number {
+  const major = Math.floor(rdev / 256) & 0xfff;
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
+  const sectors = fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim();
+  return Number(sectors) * 512;
+}
+
+export class FileBlockStore implements BlockStore {
+  private closed = false;
+
+  private constructor(
+    private readonly fd: number,
+    readonly description: string,
+    readonly size: number,
+    readonly readOnly: boolean,
+    private readonly isBlockDevice: boolean,
+    private readonly io: FileIo,
+  ) {}
+
+  get canFastZero(): boolean {
+    return !this.readOnly;
+  }
+
+  /** Opens a file or block device; errors name the path and say what to do. */
+  static open(path: string, options: { readOnly: boolean; io?: FileIo }): FileBlockStore {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        throw new OpenError(`${path} does not exist. Name an existing disk or partition, or create a file first (for example: truncate -s 1G ${path}).`);
+      }
+      throw new OpenError(`cannot examine ${path}: ${(err as Error).message}`);
+    }
+    if (!st.isFile() && !st.isBlockDevice()) {
+      throw new OpenError(`${path} is neither a regular file nor a block device. Name a disk, a partition or an image file.`);
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(path, options.readOnly ? 'r' : 'r+');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const hint = code === 'EACCES' || code === 'EPERM' ? ' Run the agent as root or fix the permissions.' :
+        code === 'EBUSY' ? ' Another program holds it open exclusively; stop that program first.' :
+        code === 'EROFS' ? ' It is on a read-only file system; use --read-only.' : '';
+      throw new OpenError(`cannot open ${path}: ${(err as Error).message}.${hint}`);
+    }
+    const size = st.isBlockDevice() ? blockDeviceSize(st.rdev) : st.size;
+    if (size === 0) {
+      fs.closeSync(fd);
+      throw new OpenError(`${path} is empty (0 bytes). Give it a size first (for example: truncate -s 1G ${path}).`);
+    }
+    return new FileBlockStore(fd, path, size, options.readOnly, st.isBlockDevice(), options.io ?? nodeFileIo);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const into = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = await this.io.pread(this.fd, into, done, offset + done, length - done);
+      if (n === 0) {
+        // A file shrunk under us: what is past its end reads as zeroes, like a hole.
+        into.fill(0, done);
+        break;
+      }
+      done += n;
+    }
+    return into;
+  }
+
+  async write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {
+    let total = 0;
+    for (const b of data) total += b.length;
+    let pending = data;
+    let done = 0;
+    while (done < total) {
+      const n = total - done <= SYNC_WRITE_MAX
+        ? this.io.pwritevSync(this.fd, pending, offset + done)
+        : await this.io.pwritev(this.fd, pending, offset + done);
+      done += n;
+      if (done < total) pending = dropPrefix(pending, n);
+    }
+    if (fua) await this.io.fdatasync(this.fd);
+  }
+
+  flush(): Promise<void> {
+    // fdatasync covers every write to the inode that completed before it, through any descriptor,
+    // which is also what makes CAN_MULTI_CONN true for this store.
+    return this.io.fdatasync(this.fd);
+  }
+
+  async trim(offset: number, length: number, fua: boolean): Promise<void> {
+    if (length === 0) return;
+    // Advisory: if the tool is missing or the device refuses, the data simply stays.
+    await this.io.deallocate(this.description, this.isBlockDevice, offset, length, false);
+    if (fua) await this.io.fdatasync(this.fd);
+  }
+
+  async writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void> {
+    if (length === 0) return;
+    let zeroed = false;
+    if (options.fast && !options.mayPunch) throw notSupported('fast zeroing that keeps the range allocated');
+    if (options.mayPunch && (options.fast || length >= FAST_ZERO_MIN)) {
+      zeroed = await this.io.deallocate(this.description, this.isBlockDevice, offset, length, true);
+      if (!zeroed && options.fast) throw notSupported(`fast zeroing of ${this.description}`);
+    }
+    if (!zeroed) {
+      let done = 0;
+      while (done < length) {
+        const n = Math.min(ZERO_CHUNK.length, length - done);
+        await this.write(offset + done, [ZERO_CHUNK.subarray(0, n)], false);
+        done += n;
+      }
+    }
+    if (options.fua) await this.io.fdatasync(this.fd);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await new Promise<void>((resolve) => fs.close(this.fd, () => resolve()));
+  }
+}

@@ -16,6 +16,11 @@ export default tseslint.config(
     },
   },
   {
+    // The npx launcher is plain CommonJS by necessity.
+    files: ['bin/*.cjs'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // The agent and common code must not depend on the console, and common on nothing of ours.
     files: ['common/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['../agent/*', '../electron/*', '../renderer/*'] }] },

@@ -50,6 +50,11 @@ export class RawClient {
     for (const f of w) f();
   }
 
+  /** Bytes received and not yet read: lets a test check that nothing was answered, without consuming. */
+  get available(): number {
+    return this.queue.length;
+  }
+
   get closed(): boolean {
     return this.ended;
   }

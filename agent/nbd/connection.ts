@@ -60,6 +60,10 @@ export class NbdConnection {
     return Promise.resolve();
   }
 
+  destroy(): void {
+    this.socket.destroy();
+  }
+
   private read(n: number): Promise<Buffer | null> {
     if (this.queue.length >= n) return Promise.resolve(this.queue.take(n));
     if (this.closed) return Promise.resolve(null);

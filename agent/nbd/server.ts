@@ -94,12 +94,28 @@ export class NbdServer {
     return typeof address === 'object' && address ? address.port : port;
   }
 
-  /** Stop accepting, let every connection finish its requests in flight, close, remove socket files. */
-  async close(): Promise<void> {
+  /**
+   * Stop accepting, let every connection finish its requests in flight, close, remove socket files.
+   * A client that does not hang up within `graceMs` of being told to is cut off.
+   */
+  async close(graceMs = 5_000): Promise<void> {
     this.closing = true;
     const stopped = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    await Promise.all([...this.connections].map((c) => c.shutdown()));
-    await Promise.all([...this.connections].map((c) => c.done));
+    const connections = [...this.connections];
+    const finished = Promise.all(connections.map(async (c) => {
+      await c.shutdown();
+      await c.done;
+    }));
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn(`clients still connected after ${graceMs} ms; disconnecting them`);
+        connections.forEach((c) => c.destroy());
+        resolve();
+      }, graceMs);
+    });
+    await Promise.race([finished, grace]);
+    clearTimeout(timer);
     await Promise.all(stopped);
     for (const p of this.unixPaths) fs.rmSync(p, { force: true });
   }

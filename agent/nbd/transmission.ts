@@ -2,6 +2,7 @@
 // answer each as it completes (out of order, cookies echoed).
 import type { Socket } from 'node:net';
 import { errnoCode } from '../storage/block-store.js';
+import { BufferPool } from '../storage/buffer-pool.js';
 import type { ByteQueue } from './byte-queue.js';
 import type { NbdExport } from './export.js';
 import {
@@ -242,6 +243,7 @@ export class TransmissionSession {
       });
     }
     this.socket.write(encodeSimpleReply(error, cookie));
-    if (error === 0 && data && data.length > 0) this.socket.write(data);
+    // The read buffer goes back to the pool once the kernel has the bytes (or the socket is gone).
+    if (error === 0 && data && data.length > 0) this.socket.write(data, () => BufferPool.shared.release(data));
   }
 }

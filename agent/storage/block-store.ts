@@ -20,6 +20,7 @@ export interface BlockStore {
   readonly description: string;
   /** True if zeroing without writing data (hole punch / BLKZEROOUT) is available. */
   readonly canFastZero: boolean;
+  /** The data; the caller may hand the buffer to BufferPool.shared.release() once done with it. */
   read(offset: number, length: number): Promise<Buffer>;
   /**
    * Writes the concatenation of `data` (the payload as it arrived, in pieces, so it need not be copied).

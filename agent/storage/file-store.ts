@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { notSupported, type BlockStore, type ZeroOptions } from './block-store.js';
+import { BufferPool } from './buffer-pool.js';
 
 /** The system calls the store makes, injectable so tests can check their order at the I/O boundary. */
 export interface FileIo {
@@ -12,7 +13,7 @@ export interface FileIo {
   pread(fd: number, into: Buffer, offset: number, position: number, length: number): Promise<number>;
   fdatasync(fd: number): Promise<void>;
   /** Deallocates a range (hole punch on a file, discard or zero-out on a device); false if unsupported. */
-  deallocate(path: string, isBlockDevice: boolean, offset: number, length: number, mustZero: boolean): Promise<boolean>;
+  deallocate(fd: number, isBlockDevice: boolean, offset: number, length: number, mustZero: boolean): Promise<boolean>;
 }
 
 function runTool(tool: string, args: string[]): Promise<boolean> {
@@ -34,10 +35,14 @@ export const nodeFileIo: FileIo = {
   fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
   // Node has no fallocate(2) or BLKDISCARD/BLKZEROOUT, so util-linux does it. Called only for large
   // ranges (see FAST_ZERO_MIN), where a process start is cheap next to writing the bytes.
-  deallocate: (path, isBlockDevice, offset, length, mustZero) =>
-    isBlockDevice
+  // The tool opens our descriptor through /proc, so it acts on the inode we hold even if the path was
+  // renamed or replaced since we opened it.
+  deallocate: (fd, isBlockDevice, offset, length, mustZero) => {
+    const path = `/proc/${process.pid}/fd/${fd}`;
+    return isBlockDevice
       ? runTool('blkdiscard', [...(mustZero ? ['--zeroout'] : []), '-o', String(offset), '-l', String(length), path])
-      : runTool('fallocate', ['--punch-hole', '--keep-size', '-o', String(offset), '-l', String(length), path]),
+      : runTool('fallocate', ['--punch-hole', '--keep-size', '-o', String(offset), '-l', String(length), path]);
+  },
 };
 
 /**
@@ -109,11 +114,14 @@ export class FileBlockStore implements BlockStore {
     }
     let fd: number;
     try {
-      fd = fs.openSync(path, options.readOnly ? 'r' : 'r+');
+      // O_EXCL on a block device is the kernel's exclusive claim: it fails while the device is mounted
+      // or held by another exclusive user, so a mounted disk can never be exported by mistake.
+      const access = options.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+      fd = fs.openSync(path, st.isBlockDevice() ? access | fs.constants.O_EXCL : access);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const hint = code === 'EACCES' || code === 'EPERM' ? ' Run the agent as root or fix the permissions.' :
-        code === 'EBUSY' ? ' Another program holds it open exclusively; stop that program first.' :
+        code === 'EBUSY' ? ' It is mounted or held by another program (a file system, swap, md, another export); unmount or release it first.' :
         code === 'EROFS' ? ' It is on a read-only file system; use --read-only.' : '';
       throw new OpenError(`cannot open ${path}: ${(err as Error).message}.${hint}`);
     }
@@ -126,7 +134,7 @@ export class FileBlockStore implements BlockStore {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    const into = Buffer.allocUnsafe(length);
+    const into = BufferPool.shared.acquire(length);
     let done = 0;
     while (done < length) {
       const n = await this.io.pread(this.fd, into, done, offset + done, length - done);
@@ -164,7 +172,7 @@ export class FileBlockStore implements BlockStore {
   async trim(offset: number, length: number, fua: boolean): Promise<void> {
     if (length === 0) return;
     // Advisory: if the tool is missing or the device refuses, the data simply stays.
-    await this.io.deallocate(this.description, this.isBlockDevice, offset, length, false);
+    await this.io.deallocate(this.fd, this.isBlockDevice, offset, length, false);
     if (fua) await this.io.fdatasync(this.fd);
   }
 
@@ -173,7 +181,7 @@ export class FileBlockStore implements BlockStore {
     let zeroed = false;
     if (options.fast && !options.mayPunch) throw notSupported('fast zeroing that keeps the range allocated');
     if (options.mayPunch && (options.fast || length >= FAST_ZERO_MIN)) {
-      zeroed = await this.io.deallocate(this.description, this.isBlockDevice, offset, length, true);
+      zeroed = await this.io.deallocate(this.fd, this.isBlockDevice, offset, length, true);
       if (!zeroed && options.fast) throw notSupported(`fast zeroing of ${this.description}`);
     }
     if (!zeroed) {

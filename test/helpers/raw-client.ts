@@ -36,9 +36,10 @@ export class RawClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(path: string): Promise<RawClient> {
+  /** @param allowHalfOpen keep our side open after the server hangs up (a client that never closes) */
+  static connect(path: string, allowHalfOpen = false): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(path);
+      const s = net.connect({ path, allowHalfOpen });
       s.once('connect', () => resolve(new RawClient(s)));
       s.once('error', reject);
     });

@@ -90,6 +90,19 @@ describe('tandem-agent export', () => {
     expect(fs.existsSync(socket)).toBe(false);
   });
 
+  it('on SIGTERM, finishes and exits even if a client never hangs up', async () => {
+    const socket = path.join(dir, 'stubborn.sock');
+    const exp = await startExport({ file: disk, socket });
+    const { RawClient } = await import('../helpers/raw-client.js');
+    const stubborn = await RawClient.connect(socket, true);
+    await stubborn.go();
+    const started = Date.now();
+    expect(await exp.stop()).toBe(0);
+    expect(Date.now() - started).toBeLessThan(12_000);
+    expect(exp.stderr()).toContain('disconnecting them');
+    stubborn.destroy();
+  });
+
   it('replaces a stale socket left by a crashed export', async () => {
     const socket = path.join(dir, 'stale.sock');
     const first = await startExport({ file: disk, socket });

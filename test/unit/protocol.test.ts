@@ -105,3 +105,27 @@ describe('dropPrefix (after a short write)', () => {
     expect(dropPrefix(parts, 0).map(String)).toEqual(['abc', 'de', 'fgh']);
   });
 });
+
+describe('BufferPool', () => {
+  it('reuses released buffers of the same size class and ignores foreign ones', async () => {
+    const { BufferPool } = await import('../../agent/storage/buffer-pool.js');
+    const pool = new BufferPool(1 << 20);
+    const a = pool.acquire(5000);
+    expect(a.length).toBe(5000);
+    pool.release(a);
+    expect(pool.idleBytes).toBe(8192);
+    const b = pool.acquire(8000);
+    expect(b.buffer).toBe(a.buffer);
+    expect(pool.idleBytes).toBe(0);
+    pool.release(Buffer.alloc(8192)); // not from the pool
+    expect(pool.idleBytes).toBe(0);
+  });
+
+  it('keeps no more than its limit idle', async () => {
+    const { BufferPool } = await import('../../agent/storage/buffer-pool.js');
+    const pool = new BufferPool(16384);
+    const bufs = [pool.acquire(8192), pool.acquire(8192), pool.acquire(8192)];
+    bufs.forEach((b) => pool.release(b));
+    expect(pool.idleBytes).toBe(16384);
+  });
+});

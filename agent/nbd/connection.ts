@@ -1,4 +1,4 @@
-// One client connection: the handshake, then the transmission phase, over a single byte queue.
+// One client connection: the handshake, then the transmission phase.
 import type { Socket } from 'node:net';
 import { ByteQueue } from './byte-queue.js';
 import { negotiate, type ExportCatalog } from './handshake.js';
@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
 
 export class NbdConnection {
+  /** Handshake bytes only; in transmission the session consumes received bytes directly. */
   private readonly queue = new ByteQueue();
   private waiter: { n: number; resolve: (b: Buffer | null) => void } | null = null;
   private session: TransmissionSession | null = null;
@@ -22,16 +23,22 @@ export class NbdConnection {
   ) {
     socket.setNoDelay?.(true);
     this.done = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => {
-      this.queue.push(chunk);
-      if (this.session) this.session.onData();
-      else this.wake();
-    });
     socket.on('error', (err) => this.log.debug(`socket error: ${err.message}`));
     socket.once('close', () => {
       this.closed = true;
       this.wake();
     });
+  }
+
+  /**
+   * Received bytes. They are borrowed (see adoptSocket): kept only as copies. Returns false to stop
+   * reading until the session asks for more.
+   */
+  onBytes(bytes: Buffer): boolean {
+    if (this.session) return this.session.feed(bytes);
+    this.queue.push(Buffer.from(bytes));
+    this.wake();
+    return true;
   }
 
   async start(): Promise<void> {
@@ -49,8 +56,10 @@ export class NbdConnection {
       this.socket.end();
       return;
     }
-    this.session = new TransmissionSession(this.socket, this.queue, result.export, this.log);
-    if (this.queue.length > 0) this.session.onData();
+    const session = new TransmissionSession(this.socket, result.export, this.log);
+    this.session = session;
+    // Requests that arrived right behind the final option.
+    if (this.queue.length > 0 && !session.feed(this.queue.drain())) this.socket.pause();
   }
 
   /** Finish requests in flight and close (server shutdown). */

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { NbdConnection } from './connection.js';
+import { adoptSocket } from './adopt-socket.js';
 import type { ExportCatalog } from './handshake.js';
 import type { NbdExport } from './export.js';
 import type { Logger } from '../log.js';
@@ -122,12 +123,14 @@ export class NbdServer {
 
   private makeServer(): net.Server {
     let nextId = 1;
-    const server = net.createServer((socket) => {
+    const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
       if (this.closing) {
-        socket.destroy();
+        accepted.destroy();
         return;
       }
-      const conn = new NbdConnection(socket, this.catalog, this.log.child(`[conn ${nextId++}]`));
+      let conn: NbdConnection | undefined;
+      const socket = adoptSocket(accepted, (bytes) => (conn ? conn.onBytes(bytes) : true));
+      conn = new NbdConnection(socket, this.catalog, this.log.child(`[conn ${nextId++}]`));
       this.connections.add(conn);
       void conn.done.then(() => this.connections.delete(conn));
       conn.start().catch((err: unknown) => {

@@ -3,7 +3,6 @@
 import type { Socket } from 'node:net';
 import { errnoCode } from '../storage/block-store.js';
 import { BufferPool } from '../storage/buffer-pool.js';
-import type { ByteQueue } from './byte-queue.js';
 import type { NbdExport } from './export.js';
 import {
   Cmd, CmdFlag, decodeRequestHeader, encodeSimpleReply, MAX_PAYLOAD, NbdErrno, REQUEST_HEADER_LENGTH,
@@ -46,11 +45,20 @@ export function toNbdErrno(err: unknown): number {
   }
 }
 
+/** A WRITE whose payload is still arriving. */
+interface PendingPayload {
+  header: RequestHeader;
+  /** Pooled buffer the payload is copied into; null when the payload is being thrown away. */
+  data: Buffer | null;
+  filled: number;
+  /** Error to answer once a discarded payload has gone by. */
+  error: number;
+}
+
 export class TransmissionSession {
-  private pendingWrite: RequestHeader | null = null;
-  /** When set, the pending write's payload is read and thrown away, then this error is sent. */
-  private discardError = 0;
-  private discardRemaining = 0;
+  private readonly headerBytes = Buffer.alloc(REQUEST_HEADER_LENGTH);
+  private headerFill = 0;
+  private payload: PendingPayload | null = null;
   private inFlight = 0;
   private inFlightBytes = 0;
   private paused = false;
@@ -62,7 +70,6 @@ export class TransmissionSession {
 
   constructor(
     private readonly socket: Socket,
-    private readonly queue: ByteQueue,
     private readonly exp: NbdExport,
     private readonly log: Logger,
   ) {
@@ -70,15 +77,59 @@ export class TransmissionSession {
     this.readOnly = exp.store.readOnly;
   }
 
-  /** Bytes arrived (already pushed into the queue by the connection). */
-  onData(): void {
-    this.pump();
+  /**
+   * Consumes received bytes. `bytes` is borrowed: it may be overwritten as soon as this returns (the
+   * connection reads into one reused buffer), so everything kept is copied. Returns false when the
+   * connection should stop reading until requests in flight complete.
+   */
+  feed(bytes: Buffer): boolean {
+    let at = 0;
+    const end = bytes.length;
+    while (at < end && !this.disconnecting && !this.socket.destroyed) {
+      const p = this.payload;
+      if (p) {
+        const k = Math.min(p.header.length - p.filled, end - at);
+        if (p.data) bytes.copy(p.data, p.filled, at, at + k);
+        p.filled += k;
+        at += k;
+        if (p.filled === p.header.length) this.completePayload(p);
+        continue;
+      }
+      let header: RequestHeader | null;
+      if (this.headerFill === 0 && end - at >= REQUEST_HEADER_LENGTH) {
+        header = decodeRequestHeader(bytes, at);
+        at += REQUEST_HEADER_LENGTH;
+      } else {
+        const k = Math.min(REQUEST_HEADER_LENGTH - this.headerFill, end - at);
+        bytes.copy(this.headerBytes, this.headerFill, at, at + k);
+        this.headerFill += k;
+        at += k;
+        if (this.headerFill < REQUEST_HEADER_LENGTH) break;
+        this.headerFill = 0;
+        header = decodeRequestHeader(this.headerBytes);
+      }
+      if (!header) {
+        // Without the magic we cannot find the next request boundary: a hard disconnect is all that is safe.
+        this.log.warn('bad request magic; disconnecting this client');
+        this.socket.destroy();
+        return false;
+      }
+      this.dispatch(header);
+    }
+    if (this.overloaded()) {
+      this.paused = true;
+      if (this.socket.writableLength >= MAX_IN_FLIGHT_BYTES) this.socket.once('drain', () => this.maybeResume());
+      return false;
+    }
+    return true;
   }
 
   /** Stop reading requests, let the ones in flight finish, then close (DISC or server shutdown). */
   disconnect(): Promise<void> {
     this.disconnecting = true;
     this.socket.pause();
+    if (this.payload?.data) BufferPool.shared.release(this.payload.data);
+    this.payload = null;
     return this.whenIdle().then(() => {
       if (!this.socket.destroyed) this.socket.end();
     });
@@ -89,33 +140,8 @@ export class TransmissionSession {
     return new Promise((resolve) => this.drainedResolvers.push(resolve));
   }
 
-  private pump(): void {
-    while (!this.disconnecting && !this.socket.destroyed) {
-      if (this.pendingWrite) {
-        if (!this.takePayload()) return;
-        continue;
-      }
-      if (this.inFlight >= MAX_IN_FLIGHT || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES || this.socket.writableLength >= MAX_IN_FLIGHT_BYTES) {
-        this.pauseReading();
-        return;
-      }
-      if (this.queue.length < REQUEST_HEADER_LENGTH) return;
-      const header = decodeRequestHeader(this.queue.take(REQUEST_HEADER_LENGTH));
-      if (!header) {
-        // Without the magic we cannot find the next request boundary: a hard disconnect is all that is safe.
-        this.log.warn('bad request magic; disconnecting this client');
-        this.socket.destroy();
-        return;
-      }
-      this.dispatch(header);
-    }
-  }
-
-  private pauseReading(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.socket.pause();
-    if (this.socket.writableLength >= MAX_IN_FLIGHT_BYTES) this.socket.once('drain', () => this.maybeResume());
+  private overloaded(): boolean {
+    return this.inFlight >= MAX_IN_FLIGHT || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES || this.socket.writableLength >= MAX_IN_FLIGHT_BYTES;
   }
 
   private maybeResume(): void {
@@ -123,29 +149,21 @@ export class TransmissionSession {
     if (this.inFlight < MAX_IN_FLIGHT / 2 && this.inFlightBytes < MAX_IN_FLIGHT_BYTES / 2 && this.socket.writableLength < MAX_IN_FLIGHT_BYTES) {
       this.paused = false;
       this.socket.resume();
-      this.pump();
     } else if (this.socket.writableLength >= MAX_IN_FLIGHT_BYTES) {
       this.socket.once('drain', () => this.maybeResume());
     }
   }
 
-  /** Returns false if more payload bytes are needed. */
-  private takePayload(): boolean {
-    const h = this.pendingWrite as RequestHeader;
-    if (this.discardError !== 0) {
-      this.discardRemaining -= this.queue.skip(this.discardRemaining);
-      if (this.discardRemaining > 0) return false;
-      const err = this.discardError;
-      this.pendingWrite = null;
-      this.discardError = 0;
-      this.reply(h.cookie, err);
-      return true;
+  private completePayload(p: PendingPayload): void {
+    this.payload = null;
+    const h = p.header;
+    if (!p.data) {
+      this.reply(h.cookie, p.error);
+      return;
     }
-    if (this.queue.length < h.length) return false;
-    const data = this.queue.takeChunks(h.length);
-    this.pendingWrite = null;
-    this.run(h.length, this.exp.store.write(h.offset, data, (h.flags & CmdFlag.FUA) !== 0), h.cookie);
-    return true;
+    const data = p.data;
+    const done = this.exp.store.write(h.offset, [data], (h.flags & CmdFlag.FUA) !== 0);
+    this.run(h.length, done.finally(() => BufferPool.shared.release(data)), h.cookie);
   }
 
   private outOfRange(h: RequestHeader): boolean {
@@ -163,12 +181,10 @@ export class TransmissionSession {
           this.readOnly ? NbdErrno.EPERM :
           h.length > MAX_PAYLOAD ? NbdErrno.EINVAL :
           this.outOfRange(h) ? NbdErrno.ENOSPC : 0;
-        this.pendingWrite = h;
-        if (err !== 0) {
-          this.log.debug(`refusing WRITE offset=${h.offset} length=${h.length}: error ${err}`);
-          this.discardError = err;
-          this.discardRemaining = h.length;
-        }
+        if (err !== 0) this.log.debug(`refusing WRITE offset=${h.offset} length=${h.length}: error ${err}`);
+        const p: PendingPayload = { header: h, data: err === 0 ? BufferPool.shared.acquire(h.length) : null, filled: 0, error: err };
+        if (h.length === 0) this.completePayload(p);
+        else this.payload = p;
         return;
       }
       case Cmd.READ: {

@@ -48,10 +48,10 @@ export function toNbdErrno(err: unknown): number {
 /** A WRITE whose payload is still arriving. */
 interface PendingPayload {
   header: RequestHeader;
-  /** Pooled buffer the payload is copied into; null when the payload is being thrown away. */
+  /** Pooled buffer the payload is copied into, taken when its first bytes arrive. */
   data: Buffer | null;
   filled: number;
-  /** Error to answer once a discarded payload has gone by. */
+  /** Non-zero: the payload is thrown away as it arrives and this error answered. */
   error: number;
 }
 
@@ -88,7 +88,18 @@ export class TransmissionSession {
     while (at < end && !this.disconnecting && !this.socket.destroyed) {
       const p = this.payload;
       if (p) {
-        const k = Math.min(p.header.length - p.filled, end - at);
+        const length = p.header.length;
+        if (p.error === 0 && p.data === null) {
+          if (end - at >= length && length <= this.exp.store.syncWriteMax) {
+            // All here and small enough for the store to consume before write() returns: no copy.
+            this.payload = null;
+            this.submitWrite(p.header, bytes.subarray(at, at + length), false);
+            at += length;
+            continue;
+          }
+          p.data = BufferPool.shared.acquire(length);
+        }
+        const k = Math.min(length - p.filled, end - at);
         if (p.data) bytes.copy(p.data, p.filled, at, at + k);
         p.filled += k;
         at += k;
@@ -156,14 +167,13 @@ export class TransmissionSession {
 
   private completePayload(p: PendingPayload): void {
     this.payload = null;
-    const h = p.header;
-    if (!p.data) {
-      this.reply(h.cookie, p.error);
-      return;
-    }
-    const data = p.data;
+    if (p.error !== 0) this.reply(p.header.cookie, p.error);
+    else this.submitWrite(p.header, p.data ?? Buffer.alloc(0), true);
+  }
+
+  private submitWrite(h: RequestHeader, data: Buffer, pooled: boolean): void {
     const done = this.exp.store.write(h.offset, [data], (h.flags & CmdFlag.FUA) !== 0);
-    this.run(h.length, done.finally(() => BufferPool.shared.release(data)), h.cookie);
+    this.run(h.length, pooled ? done.finally(() => BufferPool.shared.release(data)) : done, h.cookie);
   }
 
   private outOfRange(h: RequestHeader): boolean {
@@ -182,7 +192,7 @@ export class TransmissionSession {
           h.length > MAX_PAYLOAD ? NbdErrno.EINVAL :
           this.outOfRange(h) ? NbdErrno.ENOSPC : 0;
         if (err !== 0) this.log.debug(`refusing WRITE offset=${h.offset} length=${h.length}: error ${err}`);
-        const p: PendingPayload = { header: h, data: err === 0 ? BufferPool.shared.acquire(h.length) : null, filled: 0, error: err };
+        const p: PendingPayload = { header: h, data: null, filled: 0, error: err };
         if (h.length === 0) this.completePayload(p);
         else this.payload = p;
         return;

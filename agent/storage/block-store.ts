@@ -18,6 +18,11 @@ export interface BlockStore {
   readonly readOnly: boolean;
   /** What the store is, for messages: a path. */
   readonly description: string;
+  /**
+   * Writes up to this many bytes have copied their data before write() returns, so the caller may
+   * reuse the buffer at once (0: never).
+   */
+  readonly syncWriteMax: number;
   /** True if zeroing without writing data (hole punch / BLKZEROOUT) is available. */
   readonly canFastZero: boolean;
   /** The data; the caller may hand the buffer to BufferPool.shared.release() once done with it. */

@@ -93,6 +93,8 @@ export class FileBlockStore implements BlockStore {
     private readonly io: FileIo,
   ) {}
 
+  readonly syncWriteMax = SYNC_WRITE_MAX;
+
   get canFastZero(): boolean {
     return !this.readOnly;
   }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FileBlockStore, type FileIo } from '../../agent/storage/file-store.js';
+import { FileBlockStore, nodeFileIo, type FileIo } from '../../agent/storage/file-store.js';
 import type { BlockStore, ZeroOptions } from '../../agent/storage/block-store.js';
 import { makeExport } from '../../agent/nbd/export.js';
 import { NbdServer, SimpleCatalog } from '../../agent/nbd/server.js';
@@ -79,6 +79,17 @@ describe('FileBlockStore system-call order', () => {
     await store.close();
   });
 
+  it('small writes have taken their bytes when write() returns, so the caller may reuse the buffer', async () => {
+    const store = openWith(nodeFileIo);
+    const data = Buffer.alloc(store.syncWriteMax, 0x5a);
+    const done = store.write(8192, [data], false);
+    data.fill(0xff); // what the reused receive buffer would do next
+    await done;
+    const back = await store.read(8192, data.length);
+    expect(back.every((b) => b === 0x5a)).toBe(true);
+    await store.close();
+  });
+
   it('retries short writes until every byte is written', async () => {
     const written: Array<[number, number]> = [];
     const short = (_fd: number, data: readonly Buffer[], pos: number) => {
@@ -101,6 +112,7 @@ class GatedStore implements BlockStore {
   readonly readOnly = false;
   readonly description = 'gated';
   readonly canFastZero = false;
+  readonly syncWriteMax = 0;
   events: string[] = [];
   writeGates = new Map<number, Deferred>();
   flushGate: Deferred | null = null;

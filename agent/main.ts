@@ -1,21 +1,41 @@
-// Entry point of the agent bundle: `tandem-agent <command> ...`.
+// Entry point of the agent bundle. One file, several programs, chosen by the name it is run under
+// (symlinks on a node: tandem, mirror_status, mirror_action) or by its first argument.
+import path from 'node:path';
 import { TANDEM_VERSION } from '../common/version.js';
 import { EXPORT_USAGE, runExport } from './cli/export-command.js';
+import { RUN_USAGE, runDaemon } from './cli/run-command.js';
+import { runMirrorAction, runMirrorStatus, runTandem } from './cli/tandem-command.js';
 import { UsageError } from './cli/usage-error.js';
 
 const HELP = `tandem-agent ${TANDEM_VERSION}: the Tandem node agent
 
 commands:
-  export   serve a file or disk over NBD until SIGTERM
-           ${EXPORT_USAGE.replace('usage: ', '')}
-  version  print the version
-  help     print this text
+  run            the node daemon: mirrors, replication, control socket
+                 ${RUN_USAGE.replace('usage: ', '')}
+  export         serve a file or disk over NBD until SIGTERM
+                 ${EXPORT_USAGE.replace('usage: ', '')}
+  tandem ...     the mirror CLI (also installed as \`tandem\`); \`tandem-agent tandem help\`
+  mirror_status <tag>
+  mirror_action <tag> <action> <source> [target(s)]
+  version        print the version
 `;
 
-export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+const PROGRAMS: Record<string, (argv: string[]) => Promise<number>> = {
+  tandem: runTandem,
+  mirror_status: runMirrorStatus,
+  mirror_action: runMirrorAction,
+};
+
+export async function main(program: string, argv: string[]): Promise<number> {
   try {
+    const direct = PROGRAMS[program];
+    if (direct) return await direct(argv);
+    const [command, ...rest] = argv;
+    const sub = command ? PROGRAMS[command] : undefined;
+    if (sub) return await sub(rest);
     switch (command) {
+      case 'run':
+        return await runDaemon(rest);
       case 'export':
         return await runExport(rest);
       case 'version':
@@ -32,13 +52,23 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}".\n\n${HELP}`);
     }
   } catch (err) {
+    const name = PROGRAMS[program] ? program : 'tandem-agent';
     if (err instanceof UsageError) {
-      process.stderr.write(`tandem-agent: ${err.message}\n`);
+      process.stderr.write(`${name}: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`tandem-agent: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    if (err && (err as Error).constructor?.name === 'RpcError') {
+      process.stderr.write(`${name}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    if (err instanceof Error && /no agent is running|permission denied|did not answer/.test(err.message)) {
+      process.stderr.write(`${name}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`${name}: internal error: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   }
 }
 
-void main(process.argv.slice(2)).then((code) => process.exit(code));
+const program = process.env.TANDEM_PROGRAM ?? path.basename(process.argv[1] ?? '').replace(/\.(c?js)$/, '');
+void main(program, process.argv.slice(2)).then((code) => process.exit(code));

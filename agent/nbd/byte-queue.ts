@@ -16,6 +16,25 @@ export class ByteQueue {
     this.total += chunk.length;
   }
 
+  /** The first n bytes without removing them (n must be queued). */
+  peek(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first && first.length - this.head >= n) return first.subarray(this.head, this.head + n);
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    let i = 0;
+    let pos = this.head;
+    while (filled < n) {
+      const c = this.chunks[i] as Buffer;
+      const k = Math.min(c.length - pos, n - filled);
+      c.copy(out, filled, pos, pos + k);
+      filled += k;
+      i++;
+      pos = 0;
+    }
+    return out;
+  }
+
   /** Removes and returns exactly n bytes; the caller checks `length` first. */
   take(n: number): Buffer {
     if (n > this.total) throw new RangeError(`take(${n}) with only ${this.total} bytes queued`);

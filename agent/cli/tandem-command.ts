@@ -1,0 +1,177 @@
+// `tandem` and the manual's `mirror_status` / `mirror_action`: CLIs over the local agent's control socket.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { callAgent } from '../control/json-rpc.js';
+import { agentPaths } from '../daemon/home.js';
+import { formatMirrorStatus, type MirrorStatus } from '../../common/mirror-status.js';
+import { UsageError } from './usage-error.js';
+
+export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent on this node; state under $TANDEM_HOME)
+
+  status [TAG] [--json]                         every mirror on this node, or one
+  create TAG --disk DISK [--bitmap FILE|none] [--chunk-size BYTES] [--async-limit N]
+                                                make DISK the source of a new mirror (its NBD export
+                                                is printed: attach it and use it instead of DISK)
+  accept TAG --disk DISK                        on a target node: let mirror TAG replicate into DISK
+  extend TAG --target NODE --address HOST:PORT [--mode sync|async] [--local-address ADDR] [--no-initial-sync]
+                                                on the source: start replicating to NODE
+  unextend TAG --target NODE                    on the source: stop replicating to NODE
+  release TAG                                   on a target node: give DISK back
+  delete TAG                                    on the source: remove the mirror (data stays on DISK)
+  pause|resume|fullresync TAG [NODE ...]        on the source, for all or the named targets
+`;
+
+function controlSocket(): string {
+  return agentPaths().controlSocket;
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function formatStatusTable(mirrors: MirrorStatus[]): string {
+  if (mirrors.length === 0) return 'no mirrors on this node\n';
+  const lines: string[] = [];
+  for (const m of mirrors) {
+    if (m.role === 'target') {
+      lines.push(`${m.tag}: target on ${m.node}, ${m.disk} (${human(m.size)}), source ${m.source ? `${m.source} connected` : 'not connected'}`);
+      continue;
+    }
+    lines.push(`${m.tag}: source on ${m.node}, ${m.disk} (${human(m.size)}), export ${m.exportSocket}`);
+    for (const t of m.targets) {
+      const extra = t.status === 'Resyncing'
+        ? ` ${Math.round(t.resyncSpeed / 1024)}K/sec${t.etaSeconds !== null ? ` ETA ${t.etaSeconds}s` : ''}`
+        : '';
+      lines.push(`  -> ${t.node} (${t.address}) ${t.status}, ${t.mode}, ${t.percentSynced.toFixed(1)}% synced${extra}, queue ${t.queueDepth}${t.throttled ? ' (full: writes wait)' : ''}${t.lastError && t.status === 'Out Of Sync' ? ` — ${t.lastError}` : ''}`);
+    }
+    const dirty = Math.max(0, ...m.targets.map((t) => t.dirtyChunks));
+    lines.push(`  bitmap: ${m.bitmap.file ?? 'none'}, ${m.bitmap.chunks} chunks of ${human(m.bitmap.chunkSize)}, ${dirty} dirty; async limit ${m.asyncLimit}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function call(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+  return callAgent(controlSocket(), method, params);
+}
+
+export async function runTandem(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const parse = (options: NonNullable<ParseArgsConfig['options']>, allowPositionals = true) => {
+    try {
+      return parseArgs({ args: rest, options, allowPositionals, strict: true });
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${TANDEM_USAGE}`);
+    }
+  };
+  const tagOf = (positionals: string[]) => {
+    const tag = positionals[0];
+    if (!tag) throw new UsageError(`${command} needs a mirror TAG\n\n${TANDEM_USAGE}`);
+    return tag;
+  };
+  const print = (v: unknown) => process.stdout.write(typeof v === 'string' ? v : JSON.stringify(v, null, 2) + '\n');
+  switch (command) {
+    case 'status': {
+      const { values, positionals } = parse({ json: { type: 'boolean', default: false } });
+      const mirrors = (await call('mirror.status', positionals[0] ? { tag: positionals[0] } : {})) as MirrorStatus[];
+      print(values.json ? mirrors : formatStatusTable(mirrors));
+      return 0;
+    }
+    case 'create': {
+      const { values, positionals } = parse({ disk: { type: 'string' }, bitmap: { type: 'string' }, 'chunk-size': { type: 'string' }, 'async-limit': { type: 'string' } });
+      if (!values.disk) throw new UsageError('create needs --disk DISK (the source disk, partition or file)');
+      const r = (await call('mirror.create', {
+        tag: tagOf(positionals), disk: values.disk, bitmap: values.bitmap,
+        chunkSize: values['chunk-size'] ? Number(values['chunk-size']) : undefined,
+        asyncLimit: values['async-limit'] ? Number(values['async-limit']) : undefined,
+      })) as { tag: string; export: string; size: number };
+      print(`created mirror ${r.tag} (${human(r.size)}); its NBD export (the NetRAID device) is ${r.export}\n`);
+      return 0;
+    }
+    case 'accept': {
+      const { values, positionals } = parse({ disk: { type: 'string' } });
+      if (!values.disk) throw new UsageError('accept needs --disk DISK (the target disk, partition or file)');
+      const r = (await call('mirror.accept', { tag: tagOf(positionals), disk: values.disk })) as { replication: string };
+      print(`${values.disk} is ready to be a target of ${positionals[0]}; the source connects to ${r.replication}\n`);
+      return 0;
+    }
+    case 'extend': {
+      const { values, positionals } = parse({
+        target: { type: 'string' }, address: { type: 'string' }, mode: { type: 'string', default: 'sync' },
+        'local-address': { type: 'string' }, 'no-initial-sync': { type: 'boolean', default: false },
+      });
+      if (!values.target || !values.address) throw new UsageError('extend needs --target NODE and --address HOST:PORT (the target agent\'s replication address)');
+      await call('mirror.extend', {
+        tag: tagOf(positionals), node: values.target, address: values.address, mode: values.mode,
+        localAddress: values['local-address'], initialSync: values['no-initial-sync'] ? 'none' : 'full',
+      });
+      print(`extending ${positionals[0]} to ${values.target} (${values.mode})${values['no-initial-sync'] ? '' : '; a full resync starts now'}\n`);
+      return 0;
+    }
+    case 'unextend': {
+      const { values, positionals } = parse({ target: { type: 'string' } });
+      if (!values.target) throw new UsageError('unextend needs --target NODE');
+      await call('mirror.unextend', { tag: tagOf(positionals), node: values.target });
+      print(`${values.target} is no longer a target of ${positionals[0]}\n`);
+      return 0;
+    }
+    case 'release':
+    case 'delete': {
+      const { positionals } = parse({});
+      await call(command === 'release' ? 'mirror.release' : 'mirror.delete', { tag: tagOf(positionals) });
+      print(command === 'release' ? `released the target volume of ${positionals[0]}\n` : `deleted mirror ${positionals[0]}; the data stays on its disk\n`);
+      return 0;
+    }
+    case 'pause':
+    case 'resume':
+    case 'fullresync': {
+      const { positionals } = parse({});
+      const tag = tagOf(positionals);
+      const r = (await call(`mirror.${command}`, { tag, targets: positionals.slice(1) })) as Record<string, string[]>;
+      print(`${command}: ${tag} -> ${(r[command === 'fullresync' ? 'fullresync' : command === 'pause' ? 'paused' : 'resumed'] ?? []).join(', ') || 'no targets'}\n`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+      print(TANDEM_USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"\n\n${TANDEM_USAGE}`);
+  }
+}
+
+/** `mirror_status <tag>`, in the manual's format. */
+export async function runMirrorStatus(argv: string[]): Promise<number> {
+  const tag = argv[0];
+  if (!tag || argv.length > 1) throw new UsageError('usage: mirror_status <tag>');
+  const [m] = (await call('mirror.status', { tag })) as MirrorStatus[];
+  if (m!.role === 'target') {
+    process.stdout.write(`${tag}: this node (${m!.node}) is a target; run mirror_status on the source${m!.source ? ` (${m!.source})` : ''}\n`);
+    return 0;
+  }
+  process.stdout.write(formatMirrorStatus(m!));
+  return 0;
+}
+
+/** `mirror_action <tag> <action> <source> [target(s)]`, the manual's syntax. */
+export async function runMirrorAction(argv: string[]): Promise<number> {
+  const [tag, action, source, ...targets] = argv;
+  const usage = 'usage: mirror_action <tag> <action> <source> [target(s)]   (action: pause, resume, force, fullresync)';
+  if (!tag || !action || !source) throw new UsageError(usage);
+  if (action === 'force') throw new UsageError('mirror_action force (Force Mirror Online) is not available in this release yet: it comes with the failover rules');
+  if (!['pause', 'resume', 'fullresync'].includes(action)) throw new UsageError(`unknown action "${action}"\n${usage}`);
+  const info = (await call('agent.info')) as { node: string };
+  if (info.node !== source) {
+    throw new UsageError(`this node is ${info.node}, but the source given is ${source}: run mirror_action on the source node (${source})`);
+  }
+  const r = (await call(`mirror.${action}`, { tag, targets })) as Record<string, string[]>;
+  const done = r[action === 'fullresync' ? 'fullresync' : action === 'pause' ? 'paused' : 'resumed'] ?? [];
+  process.stdout.write(`${tag}: ${action} ${source} -> ${done.join(' ')}\n`);
+  return 0;
+}

@@ -1,0 +1,275 @@
+// The intent log: one bitmap per target over the mirror's chunks, in one file per mirror.
+//
+// A bit is set, and durable, before the write it covers is issued; many writes share one fdatasync
+// (group commit), and a chunk whose bit is already durable costs nothing. Bits are cleared lazily once
+// the target acknowledged everything written to the chunk: a crash before the clear reaches the disk
+// only means a chunk is resynced that did not need it.
+//
+// File layout: a 4 KiB header (magic, version, chunk size, volume size, slot count, async limit), then
+// for each of the 7 target slots a bit array rounded up to 4 KiB.
+import fs from 'node:fs';
+
+export const MAX_TARGETS = 7;
+const MAGIC = 'TANDEMBM';
+const VERSION = 1;
+const HEADER_SIZE = 4096;
+const PAGE = 4096;
+
+export interface BitmapGeometry {
+  chunkSize: number;
+  volumeSize: number;
+}
+
+export function chunkCount(g: BitmapGeometry): number {
+  return Math.ceil(g.volumeSize / g.chunkSize);
+}
+
+/** The chunks [first, last] that bytes [offset, offset+length) touch. */
+export function chunkRange(chunkSize: number, offset: number, length: number): [number, number] {
+  const first = Math.floor(offset / chunkSize);
+  const last = Math.floor((offset + Math.max(length, 1) - 1) / chunkSize);
+  return [first, last];
+}
+
+/** A plain bit set, the pure part. */
+export class BitSet {
+  readonly bytes: Buffer;
+  constructor(readonly size: number, bytes?: Buffer) {
+    this.bytes = bytes ?? Buffer.alloc(Math.ceil(size / 8));
+  }
+  get(i: number): boolean {
+    return ((this.bytes[i >> 3] as number) & (1 << (i & 7))) !== 0;
+  }
+  set(i: number): boolean {
+    const b = this.bytes[i >> 3] as number;
+    const m = 1 << (i & 7);
+    if (b & m) return false;
+    this.bytes[i >> 3] = b | m;
+    return true;
+  }
+  clear(i: number): boolean {
+    const b = this.bytes[i >> 3] as number;
+    const m = 1 << (i & 7);
+    if (!(b & m)) return false;
+    this.bytes[i >> 3] = b & ~m;
+    return true;
+  }
+  setAll(): void {
+    this.bytes.fill(0xff);
+    const extra = this.bytes.length * 8 - this.size;
+    if (extra > 0) this.bytes[this.bytes.length - 1] = 0xff >> extra;
+  }
+  clearAll(): void {
+    this.bytes.fill(0);
+  }
+  count(): number {
+    let n = 0;
+    for (const b of this.bytes) {
+      let x = b;
+      while (x) {
+        x &= x - 1;
+        n++;
+      }
+    }
+    return n;
+  }
+  /** The first set bit at or after `from`, or -1. */
+  next(from: number): number {
+    for (let i = from; i < this.size; i++) {
+      if ((i & 7) === 0) {
+        while (i < this.size && this.bytes[i >> 3] === 0) i += 8;
+        if (i >= this.size) return -1;
+      }
+      if (this.get(i)) return i;
+    }
+    return -1;
+  }
+}
+
+export class BitmapFileError extends Error {}
+
+function slotBytes(bits: number): number {
+  return Math.ceil(Math.ceil(bits / 8) / PAGE) * PAGE;
+}
+
+/**
+ * One mirror's intent log. With no file ("none") the bits live only in memory, so after a restart
+ * every target needs a full resync.
+ */
+export class IntentLog {
+  readonly slots: BitSet[];
+  readonly chunks: number;
+  private dirtyPages = new Set<number>(); // file pages changed in memory but not yet written
+  private commitWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private committing = false;
+  private fd: number | null;
+  asyncLimit: number;
+
+  private constructor(readonly file: string | null, readonly geometry: BitmapGeometry, fd: number | null, slots: BitSet[], asyncLimit: number) {
+    this.fd = fd;
+    this.slots = slots;
+    this.chunks = chunkCount(geometry);
+    this.asyncLimit = asyncLimit;
+  }
+
+  static inMemory(geometry: BitmapGeometry): IntentLog {
+    const n = chunkCount(geometry);
+    return new IntentLog(null, geometry, null, Array.from({ length: MAX_TARGETS }, () => new BitSet(n)), 256);
+  }
+
+  /** Opens an existing bitmap file, or creates one (all clean) if `create` and it does not exist. */
+  static open(file: string, geometry: BitmapGeometry, options: { create: boolean; asyncLimit?: number }): IntentLog {
+    const n = chunkCount(geometry);
+    const per = slotBytes(n);
+    if (!fs.existsSync(file)) {
+      if (!options.create) throw new BitmapFileError(`bitmap file ${file} does not exist`);
+      const header = IntentLog.header(geometry, options.asyncLimit ?? 256);
+      const fd = fs.openSync(file, 'wx+', 0o600);
+      fs.writeSync(fd, header, 0, header.length, 0);
+      fs.ftruncateSync(fd, HEADER_SIZE + per * MAX_TARGETS);
+      fs.fsyncSync(fd);
+      return new IntentLog(file, geometry, fd, Array.from({ length: MAX_TARGETS }, () => new BitSet(n)), options.asyncLimit ?? 256);
+    }
+    const fd = fs.openSync(file, 'r+');
+    const header = Buffer.alloc(HEADER_SIZE);
+    fs.readSync(fd, header, 0, HEADER_SIZE, 0);
+    const parsed = IntentLog.parseHeader(header, file);
+    if (parsed.chunkSize !== geometry.chunkSize || parsed.volumeSize !== geometry.volumeSize) {
+      fs.closeSync(fd);
+      throw new BitmapFileError(
+        `bitmap file ${file} was made for chunk ${parsed.chunkSize} / volume ${parsed.volumeSize}, not chunk ${geometry.chunkSize} / volume ${geometry.volumeSize}`,
+      );
+    }
+    const slots: BitSet[] = [];
+    for (let s = 0; s < MAX_TARGETS; s++) {
+      const bytes = Buffer.alloc(Math.ceil(n / 8));
+      fs.readSync(fd, bytes, 0, bytes.length, HEADER_SIZE + s * per);
+      slots.push(new BitSet(n, bytes));
+    }
+    return new IntentLog(file, geometry, fd, slots, parsed.asyncLimit);
+  }
+
+  static header(g: BitmapGeometry, asyncLimit: number): Buffer {
+    const h = Buffer.alloc(HEADER_SIZE);
+    h.write(MAGIC, 0, 'ascii');
+    h.writeUInt32LE(VERSION, 8);
+    h.writeUInt32LE(g.chunkSize, 12);
+    h.writeBigUInt64LE(BigInt(g.volumeSize), 16);
+    h.writeUInt32LE(MAX_TARGETS, 24);
+    h.writeUInt32LE(asyncLimit, 28);
+    return h;
+  }
+
+  static parseHeader(h: Buffer, file: string): { chunkSize: number; volumeSize: number; asyncLimit: number } {
+    if (h.toString('ascii', 0, 8) !== MAGIC) throw new BitmapFileError(`${file} is not a Tandem bitmap file (bad magic)`);
+    const version = h.readUInt32LE(8);
+    if (version !== VERSION) throw new BitmapFileError(`${file} has bitmap version ${version}; this agent reads version ${VERSION}`);
+    return { chunkSize: h.readUInt32LE(12), volumeSize: Number(h.readBigUInt64LE(16)), asyncLimit: h.readUInt32LE(28) };
+  }
+
+  /**
+   * Sets the bits of chunks [first, last] in the given slots; resolves once they are durable.
+   * Resolves at once when every bit was already set (and so already durable or being made so).
+   */
+  markDirty(slots: readonly number[], first: number, last: number): Promise<void> {
+    let changed = false;
+    for (const s of slots) {
+      const set = this.slots[s] as BitSet;
+      for (let c = first; c <= last; c++) if (set.set(c)) {
+        changed = true;
+        this.notePage(s, c);
+      }
+    }
+    if (!this.fd) return Promise.resolve();
+    // Unchanged bits are durable unless a commit that carries them is still pending or running.
+    if (!changed && !this.committing && this.dirtyPages.size === 0) return Promise.resolve();
+    return this.waitCommit();
+  }
+
+  /** Clears bits in memory; they reach the file with the next commit or flushClears(). */
+  clear(slot: number, chunk: number): void {
+    if ((this.slots[slot] as BitSet).clear(chunk)) this.notePage(slot, chunk);
+  }
+
+  setAll(slot: number): Promise<void> {
+    (this.slots[slot] as BitSet).setAll();
+    this.noteSlot(slot);
+    return this.fd ? this.waitCommit() : Promise.resolve();
+  }
+
+  clearAll(slot: number): Promise<void> {
+    (this.slots[slot] as BitSet).clearAll();
+    this.noteSlot(slot);
+    return this.fd ? this.waitCommit() : Promise.resolve();
+  }
+
+  /** Writes pending clears without waiting for durability (lazy). */
+  flushClears(): Promise<void> {
+    if (!this.fd || this.dirtyPages.size === 0) return Promise.resolve();
+    return this.waitCommit();
+  }
+
+  dirtyCount(slot: number): number {
+    return (this.slots[slot] as BitSet).count();
+  }
+
+  close(): void {
+    if (this.fd !== null) {
+      this.writePages();
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+
+  private notePage(slot: number, chunk: number): void {
+    if (!this.fd) return;
+    this.dirtyPages.add(slot * 1_000_000_000 + Math.floor(chunk / 8 / PAGE));
+  }
+
+  private noteSlot(slot: number): void {
+    const pages = slotBytes(this.chunks) / PAGE;
+    for (let p = 0; p < pages; p++) this.dirtyPages.add(slot * 1_000_000_000 + p);
+  }
+
+  private waitCommit(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.commitWaiters.push({ resolve, reject });
+      if (!this.committing) setImmediate(() => void this.commit());
+    });
+  }
+
+  /** Group commit: write every changed page, one fdatasync, release everyone who waited. */
+  private async commit(): Promise<void> {
+    if (this.committing || this.fd === null) return;
+    this.committing = true;
+    const waiters = this.commitWaiters;
+    this.commitWaiters = [];
+    try {
+      this.writePages();
+      const fd = this.fd;
+      await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+      for (const w of waiters) w.resolve();
+    } catch (err) {
+      for (const w of waiters) w.reject(err as Error);
+    } finally {
+      this.committing = false;
+      if (this.commitWaiters.length > 0) setImmediate(() => void this.commit());
+    }
+  }
+
+  private writePages(): void {
+    if (this.fd === null) return;
+    const per = slotBytes(this.chunks);
+    for (const key of this.dirtyPages) {
+      const slot = Math.floor(key / 1_000_000_000);
+      const page = key % 1_000_000_000;
+      const bytes = (this.slots[slot] as BitSet).bytes;
+      const start = page * PAGE;
+      const end = Math.min(bytes.length, start + PAGE);
+      if (start >= bytes.length) continue;
+      fs.writeSync(this.fd, bytes, start, end - start, HEADER_SIZE + slot * per + start);
+    }
+    this.dirtyPages.clear();
+  }
+}

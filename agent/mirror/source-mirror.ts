@@ -1,0 +1,140 @@
+// The mirror on its source: a BlockStore (served as the NetRAID device's NBD export) that writes to
+// the local disk and to every target, with the intent log in front.
+import type { BlockStore, ZeroOptions } from '../storage/block-store.js';
+import { chunkRange, type IntentLog } from '../intent-log/bitmap.js';
+import { encodeSeqFrame, encodeWrite, encodeZero, FrameType } from '../replication/wire.js';
+import type { Logger } from '../log.js';
+import { ChunkLocks } from './chunk-locks.js';
+import type { MirrorCore } from './mirror-core.js';
+import { TargetLink, type TargetConfig } from './target-link.js';
+
+export interface SourceMirrorOptions {
+  tag: string;
+  node: string;
+  local: BlockStore;
+  log: IntentLog;
+  chunkSize: number;
+  asyncLimit: number;
+  resyncRate?: number;
+}
+
+export class SourceMirror implements BlockStore, MirrorCore {
+  readonly tag: string;
+  readonly node: string;
+  readonly local: BlockStore;
+  readonly log: IntentLog;
+  readonly chunkSize: number;
+  readonly locks = new ChunkLocks();
+  readonly links: TargetLink[] = [];
+  asyncLimit: number;
+  resyncRate: number;
+  private seq = 0;
+
+  constructor(options: SourceMirrorOptions, private readonly logger: Logger) {
+    this.tag = options.tag;
+    this.node = options.node;
+    this.local = options.local;
+    this.log = options.log;
+    this.chunkSize = options.chunkSize;
+    this.asyncLimit = options.asyncLimit;
+    this.resyncRate = options.resyncRate ?? 0;
+  }
+
+  // BlockStore, as the NBD server sees the mirror.
+  get size(): number {
+    return this.local.size;
+  }
+  get readOnly(): boolean {
+    return false;
+  }
+  get description(): string {
+    return `mirror ${this.tag} (${this.local.description})`;
+  }
+  get canFastZero(): boolean {
+    return this.local.canFastZero;
+  }
+  /** Replication keeps the payload until every target has it, so the NBD layer always hands a copy. */
+  readonly syncWriteMax = 0;
+
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  addTarget(config: TargetConfig): TargetLink {
+    const link = new TargetLink(config, this, this.logger.child(`[${this.tag} -> ${config.node}]`));
+    this.links.push(link);
+    link.start();
+    return link;
+  }
+
+  removeTarget(node: string): TargetLink | undefined {
+    const i = this.links.findIndex((l) => l.config.node === node);
+    if (i < 0) return undefined;
+    const [link] = this.links.splice(i, 1);
+    link!.stop();
+    return link;
+  }
+
+  read(offset: number, length: number): Promise<Buffer> {
+    return this.local.read(offset, length);
+  }
+
+  write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {
+    let length = 0;
+    for (const d of data) length += d.length;
+    return this.replicated(offset, length, (seq) => encodeWrite(seq, offset, data), () => this.local.write(offset, data, fua));
+  }
+
+  writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void> {
+    return this.replicated(offset, length, (seq) => encodeZero(seq, offset, length), () => this.local.writeZeroes(offset, length, options));
+  }
+
+  /** A trim is mirrored as zeroes, so that source and target stay byte-identical. */
+  trim(offset: number, length: number, fua: boolean): Promise<void> {
+    if (length === 0) return Promise.resolve();
+    return this.writeZeroes(offset, length, { mayPunch: true, fua, fast: false });
+  }
+
+  /** Local disk and every synchronous target are durable before this resolves. */
+  async flush(): Promise<void> {
+    const seq = this.nextSeq();
+    const frame = encodeSeqFrame(FrameType.FLUSH, seq);
+    const waits: Promise<void>[] = [];
+    for (const link of this.links) if (link.send(frame, seq, 1, 0) && link.isSync) waits.push(link.waitAck(seq));
+    await this.local.flush();
+    await Promise.all(waits);
+  }
+
+  async close(): Promise<void> {
+    for (const l of this.links) l.stop();
+    await this.log.flushClears();
+    this.log.close();
+    await this.local.close();
+  }
+
+  /**
+   * The write path: bits durable in the intent log of every target, then the message to every
+   * connected target and the local write, then (sync targets) their acknowledgement or (async) room in
+   * the queue.
+   */
+  private async replicated(offset: number, length: number, frameFor: (seq: number) => Buffer, local: () => Promise<void>): Promise<void> {
+    const [first, last] = chunkRange(this.chunkSize, offset, length);
+    const slots = this.links.map((l) => l.slot);
+    if (slots.length > 0) await this.log.markDirty(slots, first, last);
+    await this.locks.beginWrite(first, last);
+    try {
+      const seq = this.nextSeq();
+      let frame: Buffer | null = null;
+      const waits: Promise<void>[] = [];
+      for (const link of this.links) {
+        frame ??= frameFor(seq);
+        if (!link.send(frame, seq, first, last)) continue;
+        waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
+      }
+      await local();
+      await Promise.all(waits);
+    } finally {
+      this.locks.endWrite(first, last);
+    }
+  }
+}

@@ -1,0 +1,337 @@
+// The source's side of one target: the connection, what was sent and acknowledged, the resync pass,
+// and the bits of the intent log that belong to this target.
+import net from 'node:net';
+import { BitSet } from '../intent-log/bitmap.js';
+import { BufferPool } from '../storage/buffer-pool.js';
+import type { Logger } from '../log.js';
+import { encodeHello, encodeWrite, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError } from '../replication/wire.js';
+import type { MirrorCore } from './mirror-core.js';
+import type { LinkState, TargetStatus, ReplicationMode } from '../../common/mirror-status.js';
+
+export interface TargetConfig {
+  /** The target's node name, as it reports itself. */
+  node: string;
+  /** The target agent's replication address, host:port (the remote end of the replication path). */
+  address: string;
+  /** Optional local address to connect from (the local end of the replication path). */
+  localAddress?: string;
+  mode: ReplicationMode;
+  /** This target's slot in the intent log (0–6). */
+  slot: number;
+  paused: boolean;
+}
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 5_000;
+/** Resync keeps at most this many chunks sent and not yet acknowledged. */
+const RESYNC_WINDOW = 64;
+
+interface AckWaiter {
+  seq: number;
+  resolve: () => void;
+}
+
+export class TargetLink {
+  private socket: net.Socket | null = null;
+  private ready = false;
+  private generation = 0; // bumps on every (dis)connection, so a stale resync pass stops
+  private state: LinkState = 'connecting';
+  private sent: number[] = []; // sequence numbers sent and not yet acknowledged, ascending
+  private acked = 0;
+  private lastSeqByChunk = new Map<number, number>();
+  private pendingResync: BitSet | null = null;
+  private ackWaiters: AckWaiter[] = [];
+  private roomWaiters: Array<() => void> = [];
+  private backoff = BACKOFF_MIN_MS;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lastError = '';
+  private throttled = false;
+  private resyncTotal = 0;
+  private resyncDone = 0;
+  private resyncSamples: Array<[number, number]> = []; // [time, resyncBytes]
+  private clearTimer: NodeJS.Timeout | null = null;
+  bytesSent = 0;
+  resyncBytes = 0;
+
+  constructor(
+    readonly config: TargetConfig,
+    private readonly mirror: MirrorCore,
+    private readonly log: Logger,
+  ) {
+    if (config.paused) this.state = 'paused';
+  }
+
+  get slot(): number {
+    return this.config.slot;
+  }
+
+  start(): void {
+    if (!this.config.paused) this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.clearTimer) clearTimeout(this.clearTimer);
+    this.socket?.destroy();
+  }
+
+  pause(): void {
+    this.config.paused = true;
+    this.state = 'paused';
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.socket?.destroy();
+  }
+
+  resume(): void {
+    if (!this.config.paused) return;
+    this.config.paused = false;
+    this.state = 'connecting';
+    this.backoff = BACKOFF_MIN_MS;
+    this.connect();
+  }
+
+  /** Starts a new resync pass over everything dirty (after fullresync marked all bits). */
+  restartResync(): void {
+    this.socket?.destroy(); // reconnects at once and resyncs from the bitmap
+  }
+
+  /**
+   * Sends a message covering chunks [first, last]; false if the target is not connected (the
+   * intent log keeps the chunks dirty and a later resync sends them).
+   */
+  send(frame: Buffer, seq: number, first: number, last: number): boolean {
+    if (!this.ready || !this.socket) return false;
+    this.socket.write(frame);
+    this.sent.push(seq);
+    this.bytesSent += frame.length;
+    for (let c = first; c <= last; c++) {
+      // A chunk still waiting for its resync holds stale bytes beyond this write: only resync clears it.
+      if (!this.pendingResync?.get(c)) this.lastSeqByChunk.set(c, seq);
+    }
+    return true;
+  }
+
+  get isSync(): boolean {
+    return this.config.mode === 'sync';
+  }
+
+  /** Resolves once the target acknowledged `seq`, or the connection dropped. */
+  waitAck(seq: number): Promise<void> {
+    if (!this.ready || this.acked >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.ackWaiters.push({ seq, resolve }));
+  }
+
+  /** Resolves when fewer than the async limit of messages are outstanding. */
+  waitRoom(): Promise<void> {
+    if (!this.ready || this.sent.length < this.mirror.asyncLimit) return Promise.resolve();
+    this.throttled = true;
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  status(): TargetStatus {
+    const dirty = this.mirror.log.dirtyCount(this.slot);
+    const chunks = this.mirror.log.chunks;
+    const speed = this.resyncSpeed();
+    const status = this.state === 'paused' ? 'Paused'
+      : this.state === 'resyncing' ? 'Resyncing'
+      : this.state === 'mirroring' && dirty === 0 ? 'Fully Operational'
+      : this.state === 'mirroring' ? 'Fully Operational'
+      : 'Out Of Sync';
+    return {
+      node: this.config.node,
+      address: this.config.address,
+      mode: this.config.mode,
+      state: this.state,
+      status,
+      percentSynced: chunks === 0 ? 100 : Math.floor((1000 * (chunks - dirty)) / chunks) / 10,
+      dirtyChunks: dirty,
+      resyncSpeed: this.state === 'resyncing' ? speed : 0,
+      etaSeconds: this.state === 'resyncing' && speed > 0 ? Math.ceil((dirty * this.mirror.chunkSize) / speed) : null,
+      queueDepth: this.sent.length,
+      throttled: this.throttled,
+      bytesSent: this.bytesSent,
+      resyncBytes: this.resyncBytes,
+      lastError: this.lastError,
+    };
+  }
+
+  private resyncSpeed(): number {
+    const s = this.resyncSamples;
+    if (s.length < 2) return 0;
+    const [t0, b0] = s[0] as [number, number];
+    const [t1, b1] = s[s.length - 1] as [number, number];
+    return t1 > t0 ? Math.round(((b1 - b0) * 1000) / (t1 - t0)) : 0;
+  }
+
+  private sample(): void {
+    const now = Date.now();
+    this.resyncSamples.push([now, this.resyncBytes]);
+    while (this.resyncSamples.length > 2 && now - (this.resyncSamples[0] as [number, number])[0] > 5_000) this.resyncSamples.shift();
+  }
+
+  private connect(): void {
+    if (this.stopped || this.config.paused || this.socket) return;
+    const [host, portText] = splitAddress(this.config.address);
+    const socket = net.connect({ host, port: Number(portText), localAddress: this.config.localAddress });
+    const generation = ++this.generation;
+    this.socket = socket;
+    this.state = 'connecting';
+    socket.setNoDelay(true);
+    const reader = new FrameReader();
+    socket.once('connect', () => {
+      socket.write(encodeHello({
+        protocol: PROTOCOL, version: PROTOCOL_VERSION, tag: this.mirror.tag, size: this.mirror.size,
+        chunkSize: this.mirror.chunkSize, source: this.mirror.node,
+      }));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = reader.push(chunk);
+      } catch (err) {
+        this.lastError = `target ${this.config.node} sent garbage: ${(err as ProtocolError).message}`;
+        this.log.warn(this.lastError);
+        socket.destroy();
+        return;
+      }
+      for (const f of frames) {
+        if (f.type === FrameType.WELCOME) this.onWelcome(generation, f.node);
+        else if (f.type === FrameType.REFUSE) {
+          this.lastError = `target ${this.config.node} refused: ${f.message}`;
+          this.log.warn(this.lastError);
+          socket.destroy();
+        } else if (f.type === FrameType.ACK) this.onAck(f.seq);
+        else {
+          this.log.warn(`target ${this.config.node} sent unexpected frame type ${f.type}`);
+          socket.destroy();
+        }
+      }
+    });
+    socket.on('error', (e) => {
+      this.lastError = `cannot reach ${this.config.node} at ${this.config.address}: ${e.message}`;
+    });
+    socket.once('close', () => this.onClose(socket));
+  }
+
+  private onWelcome(generation: number, node: string): void {
+    if (generation !== this.generation) return;
+    if (node !== this.config.node) this.log.warn(`target at ${this.config.address} calls itself "${node}", expected "${this.config.node}"`);
+    this.ready = true;
+    this.backoff = BACKOFF_MIN_MS;
+    this.lastError = '';
+    this.log.info(`connected to target ${this.config.node} (${this.config.mode})`);
+    void this.resyncPass(generation);
+  }
+
+  private onAck(seq: number): void {
+    this.acked = Math.max(this.acked, seq);
+    let i = 0;
+    while (i < this.sent.length && (this.sent[i] as number) <= seq) i++;
+    if (i > 0) this.sent.splice(0, i);
+    for (const [chunk, last] of this.lastSeqByChunk) {
+      if (last <= seq) {
+        this.lastSeqByChunk.delete(chunk);
+        this.mirror.log.clear(this.slot, chunk);
+      }
+    }
+    while (this.ackWaiters.length > 0 && (this.ackWaiters[0] as AckWaiter).seq <= seq) this.ackWaiters.shift()!.resolve();
+    if (this.sent.length < this.mirror.asyncLimit) this.releaseRoom();
+    this.scheduleClearFlush();
+  }
+
+  private releaseRoom(): void {
+    this.throttled = false;
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const r of w) r();
+  }
+
+  private scheduleClearFlush(): void {
+    if (this.clearTimer) return;
+    this.clearTimer = setTimeout(() => {
+      this.clearTimer = null;
+      void this.mirror.log.flushClears().catch((e: Error) => this.log.warn(`writing the bitmap: ${e.message}`));
+    }, 1_000);
+  }
+
+  private onClose(socket: net.Socket): void {
+    if (this.socket !== socket) return;
+    const wasReady = this.ready;
+    this.socket = null;
+    this.ready = false;
+    this.generation++;
+    // Writes waiting on this target complete without it: they are on the source and in the bitmap.
+    for (const w of this.ackWaiters) w.resolve();
+    this.ackWaiters = [];
+    this.releaseRoom();
+    this.sent = [];
+    this.lastSeqByChunk.clear();
+    this.pendingResync = null;
+    if (wasReady) this.log.warn(`lost target ${this.config.node}; tracking changes in the bitmap`);
+    if (this.stopped || this.config.paused) return;
+    this.state = 'connecting';
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect();
+    }, this.backoff);
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+  }
+
+  /** Sends every chunk dirty for this target, in order, each under its resync lock. */
+  private async resyncPass(generation: number): Promise<void> {
+    const bits = this.mirror.log.slots[this.slot] as BitSet;
+    const pending = new BitSet(bits.size, Buffer.from(bits.bytes));
+    this.pendingResync = pending;
+    this.resyncTotal = pending.count();
+    this.resyncDone = 0;
+    this.resyncSamples = [];
+    if (this.resyncTotal > 0) {
+      this.state = 'resyncing';
+      this.log.info(`resyncing ${this.resyncTotal} chunks to ${this.config.node}`);
+    }
+    const chunkSize = this.mirror.chunkSize;
+    let lastSeq = 0;
+    for (let c = pending.next(0); c >= 0; c = pending.next(c + 1)) {
+      if (generation !== this.generation) return;
+      const release = await this.mirror.locks.lockForResync(c);
+      try {
+        if (generation !== this.generation || !this.socket) return;
+        const offset = c * chunkSize;
+        const length = Math.min(chunkSize, this.mirror.size - offset);
+        const data = await this.mirror.local.read(offset, length);
+        if (generation !== this.generation || !this.socket) return;
+        const seq = this.mirror.nextSeq();
+        const frame = encodeWrite(seq, offset, [data]);
+        BufferPool.shared.release(data);
+        this.socket.write(frame);
+        this.sent.push(seq);
+        this.bytesSent += frame.length;
+        pending.clear(c);
+        this.lastSeqByChunk.set(c, seq);
+        this.resyncBytes += length;
+        this.resyncDone++;
+        lastSeq = seq;
+      } finally {
+        release();
+      }
+      this.sample();
+      if (this.sent.length > RESYNC_WINDOW) await this.waitAck(this.sent[this.sent.length - RESYNC_WINDOW / 2] as number);
+      const rate = this.mirror.resyncRate;
+      if (rate > 0) await new Promise((r) => setTimeout(r, (chunkSize * 1000) / rate));
+    }
+    if (lastSeq > 0) await this.waitAck(lastSeq);
+    if (generation !== this.generation) return;
+    this.pendingResync = null;
+    this.state = 'mirroring';
+    if (this.resyncTotal > 0) this.log.info(`resync to ${this.config.node} complete`);
+    await this.mirror.log.flushClears();
+  }
+}
+
+export function splitAddress(address: string): [string, string] {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  if (!m) throw new Error(`replication address "${address}" is not HOST:PORT`);
+  return [m[1] as string, m[2] as string];
+}

@@ -1,0 +1,200 @@
+// The target side of replication: accepts a source's connection for a mirror this node is a target
+// of, applies its messages strictly in order, and acknowledges each batch once it is durable.
+import net from 'node:net';
+import type { BlockStore } from '../storage/block-store.js';
+import type { Logger } from '../log.js';
+import {
+  encodeRefuse, encodeSeqFrame, encodeWelcome, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
+  type Frame, type Hello,
+} from './wire.js';
+
+/** How a target agent finds the volume for a mirror tag. */
+export interface TargetVolumes {
+  /** The store for the tag, or a sentence saying why this node will not take the mirror. */
+  lookup(tag: string, hello: Hello): BlockStore | string;
+  /** Called when a source connects / disconnects (for status). */
+  onSourceChange?(tag: string, source: string | null): void;
+  /** Called after each durable batch (for status and counters). */
+  onApplied?(tag: string, seq: number, bytes: number): void;
+}
+
+const HELLO_TIMEOUT_MS = 10_000;
+/** Past this much received but not yet applied, stop reading from the source. */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+
+class TargetSession {
+  private readonly reader = new FrameReader();
+  private hello: Hello | null = null;
+  private store: BlockStore | null = null;
+  private queue: Frame[] = [];
+  private queuedBytes = 0;
+  private applying = false;
+  private closed = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly volumes: TargetVolumes,
+    private readonly node: string,
+    private readonly log: Logger,
+    private readonly sessions: Map<string, TargetSession>,
+  ) {
+    const timer = setTimeout(() => {
+      if (!this.hello) this.drop('no HELLO within 10 s');
+    }, HELLO_TIMEOUT_MS);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e) => this.log.debug(`replication socket error: ${e.message}`));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.closed = true;
+      if (this.hello && this.sessions.get(this.hello.tag) === this) {
+        this.sessions.delete(this.hello.tag);
+        this.volumes.onSourceChange?.(this.hello.tag, null);
+      }
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private drop(reason: string): void {
+    this.log.warn(`dropping replication peer ${this.socket.remoteAddress ?? ''}: ${reason}; nothing was written`);
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      // Garbage: the frames before it in this batch are not applied either, so a peer that is not
+      // speaking our protocol from its first byte never writes anything.
+      if (err instanceof ProtocolError) return this.drop(err.message);
+      throw err;
+    }
+    for (const f of frames) {
+      if (this.closed) return;
+      if (!this.hello) {
+        if (f.type !== FrameType.HELLO) return this.drop(`expected HELLO, got frame type ${f.type}`);
+        this.onHello(f.hello);
+        continue;
+      }
+      if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH) {
+        return this.drop(`unexpected frame type ${f.type} from a source`);
+      }
+      this.queue.push(f);
+      if (f.type === FrameType.WRITE) this.queuedBytes += f.data.length;
+    }
+    if (this.queuedBytes > MAX_QUEUED_BYTES) this.socket.pause();
+    void this.applyQueued();
+  }
+
+  private refuse(message: string): void {
+    this.log.warn(`refusing replication for "${this.hello?.tag ?? '?'}": ${message}`);
+    this.socket.end(encodeRefuse(message));
+    this.closed = true;
+  }
+
+  private onHello(hello: Hello): void {
+    this.hello = hello;
+    if (hello.protocol !== PROTOCOL || hello.version !== PROTOCOL_VERSION) {
+      return this.refuse(`unsupported replication protocol ${hello.protocol} version ${hello.version}; this agent speaks ${PROTOCOL} version ${PROTOCOL_VERSION}. Upgrade both agents to the same release.`);
+    }
+    const found = this.volumes.lookup(hello.tag, hello);
+    if (typeof found === 'string') return this.refuse(found);
+    if (found.size < hello.size) {
+      return this.refuse(`target disk ${found.description} (${found.size} bytes) is smaller than the source (${hello.size} bytes); choose a target at least as large as the source`);
+    }
+    const previous = this.sessions.get(hello.tag);
+    if (previous) previous.close(); // a source that reconnects replaces its stale connection
+    this.sessions.set(hello.tag, this);
+    this.store = found;
+    this.socket.write(encodeWelcome(found.size, this.node));
+    this.volumes.onSourceChange?.(hello.tag, hello.source);
+  }
+
+  /** Applies everything queued, in order, then makes it durable and acknowledges the last one. */
+  private async applyQueued(): Promise<void> {
+    if (this.applying || !this.store) return;
+    this.applying = true;
+    const store = this.store;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const batch = this.queue;
+        this.queue = [];
+        let last = 0;
+        let bytes = 0;
+        for (const f of batch) {
+          if (this.closed) return;
+          if (f.type === FrameType.WRITE) {
+            if (f.offset + f.data.length > store.size) return this.drop(`write beyond the end of ${store.description}`);
+            await store.write(f.offset, [f.data], false);
+            bytes += f.data.length;
+            this.queuedBytes -= f.data.length;
+            last = f.seq;
+          } else if (f.type === FrameType.ZERO) {
+            if (f.offset + f.length > store.size) return this.drop(`zero range beyond the end of ${store.description}`);
+            await store.writeZeroes(f.offset, f.length, { mayPunch: true, fua: false, fast: false });
+            last = f.seq;
+          } else if (f.type === FrameType.FLUSH) {
+            last = f.seq;
+          }
+        }
+        // The epoch: everything applied so far is made durable before it is acknowledged.
+        await store.flush();
+        if (!this.closed && last > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, last));
+        this.volumes.onApplied?.(this.hello!.tag, last, bytes);
+        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume();
+      }
+    } catch (err) {
+      this.log.error(`applying replication for "${this.hello?.tag}" failed: ${(err as Error).message}`);
+      this.socket.destroy();
+    } finally {
+      this.applying = false;
+    }
+  }
+}
+
+export class ReplicationListener {
+  private server: net.Server | null = null;
+  private readonly sessions = new Map<string, TargetSession>();
+  private readonly all = new Set<TargetSession>();
+
+  constructor(
+    private readonly volumes: TargetVolumes,
+    private readonly node: string,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(host: string, port: number): Promise<number> {
+    const server = net.createServer((socket) => {
+      const s = new TargetSession(socket, this.volumes, this.node, this.log, this.sessions);
+      this.all.add(s);
+      socket.once('close', () => this.all.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'EADDRINUSE'
+        ? `replication port ${port} on ${host} is already in use; choose another with --replication-port`
+        : `cannot listen for replication on ${host}:${port}: ${e.message}`)));
+      server.listen(port, host, () => resolve());
+    });
+    this.server = server;
+    const a = server.address();
+    return typeof a === 'object' && a ? a.port : port;
+  }
+
+  /** Disconnects the source of a mirror (pause, unextend, delete on the target side). */
+  disconnect(tag: string): void {
+    this.sessions.get(tag)?.close();
+  }
+
+  connectedSource(tag: string): boolean {
+    return this.sessions.has(tag);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.all) s.close();
+    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+}

@@ -1,0 +1,168 @@
+// The replication protocol between a source agent and a target agent, over one TCP connection per
+// (mirror, target). Frames: u32 length of what follows, u8 type, payload. Pure encoding/decoding.
+//
+//   HELLO   source → target  JSON {protocol, version, tag, size, chunkSize, source}
+//   WELCOME target → source  JSON {size, node}
+//   REFUSE  target → source  JSON {message}            (then the target closes)
+//   WRITE   source → target  u64 seq, u64 offset, data
+//   ZERO    source → target  u64 seq, u64 offset, u32 length
+//   FLUSH   source → target  u64 seq                   (target makes everything so far durable)
+//   ACK     target → source  u64 seq                   (every message up to seq is applied)
+//
+// The target applies messages strictly in order, so at any moment it holds a prefix of the source's
+// write sequence; sequence numbers only grow but need not be contiguous.
+
+import { ByteQueue } from '../nbd/byte-queue.js';
+
+export const PROTOCOL = 'tandem-replication';
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME = 33 * 1024 * 1024;
+
+export const FrameType = {
+  HELLO: 1,
+  WELCOME: 2,
+  REFUSE: 3,
+  WRITE: 4,
+  ZERO: 5,
+  FLUSH: 6,
+  ACK: 7,
+} as const;
+
+export interface Hello {
+  protocol: string;
+  version: number;
+  tag: string;
+  size: number;
+  chunkSize: number;
+  source: string;
+}
+
+export type Frame =
+  | { type: typeof FrameType.HELLO; hello: Hello }
+  | { type: typeof FrameType.WELCOME; size: number; node: string }
+  | { type: typeof FrameType.REFUSE; message: string }
+  | { type: typeof FrameType.WRITE; seq: number; offset: number; data: Buffer }
+  | { type: typeof FrameType.ZERO; seq: number; offset: number; length: number }
+  | { type: typeof FrameType.FLUSH; seq: number }
+  | { type: typeof FrameType.ACK; seq: number };
+
+export class ProtocolError extends Error {}
+
+function frame(type: number, payloadLength: number): Buffer {
+  const b = Buffer.allocUnsafe(5 + payloadLength);
+  b.writeUInt32BE(1 + payloadLength, 0);
+  b.writeUInt8(type, 4);
+  return b;
+}
+
+function jsonFrame(type: number, value: unknown): Buffer {
+  const j = Buffer.from(JSON.stringify(value), 'utf8');
+  const b = frame(type, j.length);
+  j.copy(b, 5);
+  return b;
+}
+
+export const encodeHello = (h: Hello): Buffer => jsonFrame(FrameType.HELLO, h);
+export const encodeWelcome = (size: number, node: string): Buffer => jsonFrame(FrameType.WELCOME, { size, node });
+export const encodeRefuse = (message: string): Buffer => jsonFrame(FrameType.REFUSE, { message });
+
+/** A WRITE frame with the data copied in: one buffer, written to every target. */
+export function encodeWrite(seq: number, offset: number, data: readonly Buffer[]): Buffer {
+  let n = 0;
+  for (const d of data) n += d.length;
+  const b = frame(FrameType.WRITE, 16 + n);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  b.writeBigUInt64BE(BigInt(offset), 13);
+  let at = 21;
+  for (const d of data) {
+    d.copy(b, at);
+    at += d.length;
+  }
+  return b;
+}
+
+export function encodeZero(seq: number, offset: number, length: number): Buffer {
+  const b = frame(FrameType.ZERO, 20);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  b.writeBigUInt64BE(BigInt(offset), 13);
+  b.writeUInt32BE(length, 21);
+  return b;
+}
+
+export function encodeSeqFrame(type: typeof FrameType.FLUSH | typeof FrameType.ACK, seq: number): Buffer {
+  const b = frame(type, 8);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  return b;
+}
+
+function parseJson(body: Buffer): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new ProtocolError('malformed JSON in a handshake frame');
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ProtocolError('handshake frame is not a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function need(body: Buffer, n: number, what: string): void {
+  if (body.length < n) throw new ProtocolError(`${what} frame too short (${body.length} bytes)`);
+}
+
+/** Decodes one frame body (type byte + payload). Throws ProtocolError on anything malformed. */
+export function decodeFrame(type: number, body: Buffer): Frame {
+  switch (type) {
+    case FrameType.HELLO: {
+      const o = parseJson(body);
+      const h = {
+        protocol: o.protocol, version: o.version, tag: o.tag, size: o.size, chunkSize: o.chunkSize, source: o.source,
+      };
+      if (typeof h.protocol !== 'string' || typeof h.version !== 'number' || typeof h.tag !== 'string' ||
+        typeof h.size !== 'number' || typeof h.chunkSize !== 'number' || typeof h.source !== 'string') {
+        throw new ProtocolError('HELLO lacks protocol, version, tag, size, chunkSize or source');
+      }
+      return { type, hello: h as Hello };
+    }
+    case FrameType.WELCOME: {
+      const o = parseJson(body);
+      if (typeof o.size !== 'number' || typeof o.node !== 'string') throw new ProtocolError('WELCOME lacks size or node');
+      return { type, size: o.size, node: o.node };
+    }
+    case FrameType.REFUSE: {
+      const o = parseJson(body);
+      return { type, message: typeof o.message === 'string' ? o.message : 'refused' };
+    }
+    case FrameType.WRITE:
+      need(body, 16, 'WRITE');
+      return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), data: body.subarray(16) };
+    case FrameType.ZERO:
+      need(body, 20, 'ZERO');
+      return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16) };
+    case FrameType.FLUSH:
+    case FrameType.ACK:
+      need(body, 8, type === FrameType.FLUSH ? 'FLUSH' : 'ACK');
+      return { type, seq: Number(body.readBigUInt64BE(0)) } as Frame;
+    default:
+      throw new ProtocolError(`unknown frame type ${type}`);
+  }
+}
+
+/** Splits a byte stream into frames. Feed it chunks (kept, not copied); it returns every complete frame. */
+export class FrameReader {
+  private readonly queue = new ByteQueue();
+
+  push(chunk: Buffer): Frame[] {
+    this.queue.push(chunk);
+    const out: Frame[] = [];
+    while (this.queue.length >= 5) {
+      const head = this.queue.peek(5);
+      const length = head.readUInt32BE(0);
+      if (length < 1 || length > MAX_FRAME) throw new ProtocolError(`frame length ${length} out of bounds`);
+      if (this.queue.length < 4 + length) break;
+      const whole = this.queue.take(4 + length);
+      out.push(decodeFrame(whole.readUInt8(4), whole.subarray(5)));
+    }
+    return out;
+  }
+}

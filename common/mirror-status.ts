@@ -1,0 +1,85 @@
+// Status shapes shared by the agent (which computes them), its CLIs and the console.
+
+export type ReplicationMode = 'sync' | 'async';
+
+/** What the link to one target is doing. */
+export type LinkState = 'connecting' | 'resyncing' | 'mirroring' | 'paused';
+
+/** The manual's mirror status words. */
+export type MirrorStatusWord = 'Fully Operational' | 'Paused' | 'Resyncing' | 'Out Of Sync';
+
+export interface TargetStatus {
+  node: string;
+  address: string;
+  mode: ReplicationMode;
+  state: LinkState;
+  status: MirrorStatusWord;
+  /** Share of chunks in sync with the source, 0–100, one decimal. */
+  percentSynced: number;
+  dirtyChunks: number;
+  /** Bytes per second while resyncing, else 0. */
+  resyncSpeed: number;
+  etaSeconds: number | null;
+  /** Messages sent and not yet acknowledged. */
+  queueDepth: number;
+  /** An asynchronous target whose queue is full: writers wait, the mirror behaves synchronously. */
+  throttled: boolean;
+  bytesSent: number;
+  resyncBytes: number;
+  /** Why the target is not connected, in words, or ''. */
+  lastError: string;
+}
+
+export interface MirrorStatus {
+  tag: string;
+  role: 'source' | 'target';
+  node: string;
+  disk: string;
+  size: number;
+  /** Path of the NBD socket on the source (the NetRAID device's export). */
+  exportSocket: string | null;
+  bitmap: { file: string | null; chunkSize: number; chunks: number };
+  asyncLimit: number;
+  compression: number;
+  targets: TargetStatus[];
+  /** On a target: the source currently connected, if any. */
+  source?: string | null;
+}
+
+/** Formats a byte rate the way the manual's mirror_status does ("1573K/sec"). */
+export function formatRate(bytesPerSecond: number): string {
+  return `${Math.round(bytesPerSecond / 1024)}K/sec`;
+}
+
+/**
+ * The manual's `mirror_status <tag>` text:
+ *   [-] eve -> sophocles
+ *    Status: Resynchronizing
+ *    [=> ] 11%
+ *    Resync Speed: 1573K/sec
+ *    Type: Synchronous
+ *   Bitmap: 4895 bits (chunks), 4895 dirty (100.0%)
+ */
+export function formatMirrorStatus(m: MirrorStatus): string {
+  const lines: string[] = [];
+  for (const t of m.targets) {
+    lines.push(`[-] ${m.node} -> ${t.node}`);
+    const word = t.status === 'Resyncing' ? 'Resynchronizing' : t.status;
+    lines.push(` Status: ${word}`);
+    if (t.status === 'Resyncing') {
+      const pct = Math.floor(t.percentSynced);
+      const width = 20;
+      const filled = Math.floor((pct * width) / 100);
+      lines.push(` [${'='.repeat(filled)}>${' '.repeat(Math.max(0, width - filled - 1))}] ${pct}%`);
+      lines.push(` Resync Speed: ${formatRate(t.resyncSpeed)}`);
+    }
+    lines.push(` Type: ${t.mode === 'sync' ? 'Synchronous' : 'Asynchronous'}`);
+    if (t.throttled) lines.push(' Queue: full, writes wait (behaving synchronously)');
+    if (t.lastError && t.status === 'Out Of Sync') lines.push(` Reason: ${t.lastError}`);
+  }
+  const dirty = m.targets.reduce((a, t) => Math.max(a, t.dirtyChunks), 0);
+  const chunks = m.bitmap.chunks;
+  if (m.bitmap.file === null) lines.push(`Bitmap: none (every resync is full), ${chunks} chunks`);
+  else lines.push(`Bitmap: ${chunks} bits (chunks), ${dirty} dirty (${chunks ? ((100 * dirty) / chunks).toFixed(1) : '0.0'}%)`);
+  return lines.join('\n') + '\n';
+}

@@ -136,7 +136,6 @@ export class TargetLink {
     const speed = this.resyncSpeed();
     const status = this.state === 'paused' ? 'Paused'
       : this.state === 'resyncing' ? 'Resyncing'
-      : this.state === 'mirroring' && dirty === 0 ? 'Fully Operational'
       : this.state === 'mirroring' ? 'Fully Operational'
       : 'Out Of Sync';
     return {
@@ -269,7 +268,10 @@ export class TargetLink {
     this.sent = [];
     this.lastSeqByChunk.clear();
     this.pendingResync = null;
-    if (wasReady) this.log.warn(`lost target ${this.config.node}; tracking changes in the bitmap`);
+    if (wasReady) {
+      this.lastError = `lost the connection to ${this.config.node} at ${this.config.address}`;
+      this.log.warn(`lost target ${this.config.node}; tracking changes in the bitmap`);
+    }
     if (this.stopped || this.config.paused) return;
     this.state = 'connecting';
     this.reconnectTimer = setTimeout(() => {

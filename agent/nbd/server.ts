@@ -128,9 +128,10 @@ export class NbdServer {
         accepted.destroy();
         return;
       }
-      let conn: NbdConnection | undefined;
-      const socket = adoptSocket(accepted, (bytes) => (conn ? conn.onBytes(bytes) : true));
-      conn = new NbdConnection(socket, this.catalog, this.log.child(`[conn ${nextId++}]`));
+      const holder: { conn?: NbdConnection } = {};
+      const socket = adoptSocket(accepted, (bytes) => (holder.conn ? holder.conn.onBytes(bytes) : true));
+      const conn = new NbdConnection(socket, this.catalog, this.log.child(`[conn ${nextId++}]`));
+      holder.conn = conn;
       this.connections.add(conn);
       void conn.done.then(() => this.connections.delete(conn));
       conn.start().catch((err: unknown) => {

@@ -1,0 +1,111 @@
+// Real agent daemons on loopback, each with its own TANDEM_HOME, driven through the real CLIs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { MirrorStatus, TargetStatus } from '../../common/mirror-status.js';
+import { AGENT_BUNDLE, run, type RunResult } from './tools.js';
+
+export interface Agent {
+  node: string;
+  home: string;
+  port: number;
+  address: string;
+  child: ChildProcess;
+  log: () => string;
+  /** Runs `tandem ARGS` against this agent. */
+  tandem(...args: string[]): Promise<RunResult>;
+  /** Runs one of the manual's CLIs (mirror_status, mirror_action) against this agent. */
+  program(name: string, ...args: string[]): Promise<RunResult>;
+  status(tag: string): Promise<MirrorStatus>;
+  kill9(): Promise<void>;
+  stop(): Promise<number | null>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export async function startAgent(home: string, node: string, port?: number): Promise<Agent> {
+  fs.mkdirSync(home, { recursive: true });
+  const p = port ?? (await freePort());
+  const env = { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' };
+  const child = spawn(process.execPath, [AGENT_BUNDLE, 'run', '--node', node, '--replication', `127.0.0.1:${p}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`agent ${node} did not start: ${out}`)), 15_000);
+    const check = () => {
+      if (out.includes(' running: ')) {
+        clearTimeout(t);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then((c) => {
+      clearTimeout(t);
+      reject(new Error(`agent ${node} exited ${c}: ${out}`));
+    });
+  });
+  const cli = (program: string, args: string[]) =>
+    run(process.execPath, [AGENT_BUNDLE, ...args], { env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: program }, timeoutMs: 60_000 });
+  return {
+    node, home, port: p, address: `127.0.0.1:${p}`, child,
+    log: () => out,
+    tandem: (...args) => cli('tandem', args),
+    program: (name, ...args) => cli(name, args),
+    async status(tag) {
+      const r = await cli('tandem', ['status', tag, '--json']);
+      if (r.code !== 0) throw new Error(`tandem status failed: ${r.stderr}`);
+      return (JSON.parse(r.stdout) as MirrorStatus[])[0] as MirrorStatus;
+    },
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+export async function tandemOk(agent: Agent, ...args: string[]): Promise<string> {
+  const r = await agent.tandem(...args);
+  if (r.code !== 0) throw new Error(`tandem ${args.join(' ')} on ${agent.node} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Polls the source's status until every target satisfies `ok` (bounded). */
+export async function waitTargets(source: Agent, tag: string, ok: (t: TargetStatus) => boolean, timeoutMs = 60_000): Promise<MirrorStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: MirrorStatus | undefined;
+  while (Date.now() < deadline) {
+    last = await source.status(tag);
+    if (last.targets.length > 0 && last.targets.every(ok)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`targets of ${tag} did not get there in time: ${JSON.stringify(last?.targets, null, 1)}`);
+}
+
+export const inSync = (t: TargetStatus) => t.status === 'Fully Operational' && t.dirtyChunks === 0;
+
+export function exportUri(source: Agent, tag: string): string {
+  return `nbd+unix:///${tag}?socket=${path.join(source.home, 'run', `${tag}.nbd.sock`)}`;
+}
+
+export function makeDisk(file: string, size: number): string {
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, size);
+  return file;
+}

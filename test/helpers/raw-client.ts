@@ -160,8 +160,8 @@ export class RawClient {
   }
 
   /** Reads one simple reply; `readLengths` maps a cookie to the data length expected with it (reads). */
-  async readReply(readLengths: Map<bigint, number> = new Map()): Promise<SimpleReply> {
-    const h = await this.read(16);
+  async readReply(readLengths: Map<bigint, number> = new Map(), timeoutMs = 10_000): Promise<SimpleReply> {
+    const h = await this.read(16, timeoutMs);
     if (h.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC) throw new Error('bad reply magic');
     const error = h.readUInt32BE(4);
     const cookie = h.readBigUInt64BE(8);

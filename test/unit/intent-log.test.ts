@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BitSet, chunkRange, IntentLog } from '../../agent/intent-log/bitmap.js';
+import { ChunkLocks } from '../../agent/mirror/chunk-locks.js';
+import { decodeFrame, encodeWrite, FrameReader, FrameType, ProtocolError } from '../../agent/replication/wire.js';
+import { tempDir } from '../helpers/tools.js';
+
+describe('BitSet', () => {
+  it('sets, clears, counts and finds the next set bit', () => {
+    const b = new BitSet(100);
+    expect(b.set(3)).toBe(true);
+    expect(b.set(3)).toBe(false);
+    b.set(64);
+    b.set(99);
+    expect(b.count()).toBe(3);
+    expect([b.next(0), b.next(4), b.next(65), b.next(100)]).toEqual([3, 64, 99, -1]);
+    b.clear(64);
+    expect(b.next(4)).toBe(99);
+    b.setAll();
+    expect(b.count()).toBe(100);
+  });
+
+  it('maps byte ranges to chunks', () => {
+    expect(chunkRange(65536, 0, 1)).toEqual([0, 0]);
+    expect(chunkRange(65536, 65535, 2)).toEqual([0, 1]);
+    expect(chunkRange(65536, 131072, 65536)).toEqual([2, 2]);
+  });
+});
+
+describe('IntentLog file', () => {
+  const geometry = { chunkSize: 65536, volumeSize: 1 << 30 };
+
+  it('bits set before a crash are there after reopening; clears are lazy', async () => {
+    const file = path.join(tempDir('bm'), 'vol.bitmap');
+    const log = IntentLog.open(file, geometry, { create: true });
+    await log.markDirty([0, 2], 10, 12);
+    await log.markDirty([0], 16000, 16000);
+    // No close(): as if the process died here.
+    const again = IntentLog.open(file, geometry, { create: false });
+    expect(again.dirtyCount(0)).toBe(4);
+    expect(again.dirtyCount(2)).toBe(3);
+    expect(again.dirtyCount(1)).toBe(0);
+    again.clear(0, 10);
+    await again.flushClears();
+    expect(IntentLog.open(file, geometry, { create: false }).dirtyCount(0)).toBe(3);
+  });
+
+  it('refuses a bitmap made for another geometry, and a file that is not a bitmap', () => {
+    const d = tempDir('bm');
+    const file = path.join(d, 'vol.bitmap');
+    IntentLog.open(file, geometry, { create: true }).close();
+    expect(() => IntentLog.open(file, { chunkSize: 4096, volumeSize: 1 << 30 }, { create: false })).toThrow(/was made for chunk 65536/);
+    const junk = path.join(d, 'junk');
+    fs.writeFileSync(junk, Buffer.alloc(8192, 1));
+    expect(() => IntentLog.open(junk, geometry, { create: false })).toThrow(/not a Tandem bitmap file/);
+  });
+
+  it('group commit: many concurrent marks share few fdatasyncs and all resolve', async () => {
+    const file = path.join(tempDir('bm'), 'vol.bitmap');
+    const log = IntentLog.open(file, geometry, { create: true });
+    const marks = Array.from({ length: 200 }, (_, i) => log.markDirty([0], i * 3, i * 3));
+    await Promise.all(marks);
+    expect(log.dirtyCount(0)).toBe(200);
+    // A chunk already durable costs nothing.
+    let resolved = false;
+    const again = log.markDirty([0], 0, 0).then(() => (resolved = true));
+    await Promise.resolve();
+    expect(resolved).toBe(true);
+    await again;
+  });
+});
+
+describe('ChunkLocks', () => {
+  it('resync waits for writes in progress; new writes wait for resync', async () => {
+    const locks = new ChunkLocks();
+    const events: string[] = [];
+    await locks.beginWrite(5, 6);
+    const resync = locks.lockForResync(6).then((release) => {
+      events.push('resync locked');
+      return release;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(events).toEqual([]);
+    locks.endWrite(5, 6);
+    const release = await resync;
+    const write = locks.beginWrite(6, 6).then(() => events.push('write began'));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(events).toEqual(['resync locked']);
+    release();
+    await write;
+    expect(events).toEqual(['resync locked', 'write began']);
+  });
+});
+
+describe('replication frames', () => {
+  it('splits a stream at any boundary and refuses bad lengths and unknown types', () => {
+    const f = encodeWrite(7, 4096, [Buffer.from('ab'), Buffer.from('cd')]);
+    const r = new FrameReader();
+    const out = [...r.push(f.subarray(0, 3)), ...r.push(f.subarray(3, 10)), ...r.push(f.subarray(10))];
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ type: FrameType.WRITE, seq: 7, offset: 4096 });
+    expect((out[0] as { data: Buffer }).data.toString()).toBe('abcd');
+    expect(() => new FrameReader().push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1]))).toThrow(ProtocolError);
+    expect(() => decodeFrame(42, Buffer.alloc(0))).toThrow(/unknown frame type 42/);
+    expect(() => decodeFrame(FrameType.HELLO, Buffer.from('{"protocol":1}'))).toThrow(/HELLO lacks/);
+  });
+});

@@ -175,7 +175,7 @@ export class ReplicationListener {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'EADDRINUSE'
-        ? `replication port ${port} on ${host} is already in use; choose another with --replication-port`
+        ? `replication port ${port} on ${host} is already in use; choose another with --replication HOST:PORT`
         : `cannot listen for replication on ${host}:${port}: ${e.message}`)));
       server.listen(port, host, () => resolve());
     });

@@ -124,12 +124,14 @@ export class SourceMirror implements BlockStore, MirrorCore {
     await this.locks.beginWrite(first, last);
     try {
       const seq = this.nextSeq();
-      let frame: Buffer | null = null;
       const waits: Promise<void>[] = [];
-      for (const link of this.links) {
-        frame ??= frameFor(seq);
-        if (!link.send(frame, seq, first, last)) continue;
-        waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
+      const connected = this.links.filter((l) => l.connected);
+      if (connected.length > 0) {
+        const frame = frameFor(seq); // one copy of the data, shared by every target
+        for (const link of connected) {
+          if (!link.send(frame, seq, first, last)) continue;
+          waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
+        }
       }
       await local();
       await Promise.all(waits);

@@ -113,6 +113,11 @@ export class TargetLink {
     return true;
   }
 
+  /** Connected and past the handshake: messages sent now reach the target. */
+  get connected(): boolean {
+    return this.ready && this.socket !== null;
+  }
+
   get isSync(): boolean {
     return this.config.mode === 'sync';
   }

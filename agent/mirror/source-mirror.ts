@@ -2,7 +2,7 @@
 // the local disk and to every target, with the intent log in front.
 import type { BlockStore, ZeroOptions } from '../storage/block-store.js';
 import { chunkRange, type IntentLog } from '../intent-log/bitmap.js';
-import { encodeSeqFrame, encodeWrite, encodeZero, FrameType } from '../replication/wire.js';
+import { encodeSeqFrame, encodeWrite, encodeZero, FrameType, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
 import type { Logger } from '../log.js';
 import { ChunkLocks } from './chunk-locks.js';
 import type { MirrorCore } from './mirror-core.js';
@@ -53,8 +53,8 @@ export class SourceMirror implements BlockStore, MirrorCore {
   get canFastZero(): boolean {
     return this.local.canFastZero;
   }
-  /** Replication keeps the payload until every target has it, so the NBD layer always hands a copy. */
-  readonly syncWriteMax = 0;
+  /** write() copies the data into its replication frame before returning (see write()). */
+  readonly syncWriteMax = Number.MAX_SAFE_INTEGER;
 
   nextSeq(): number {
     return ++this.seq;
@@ -80,9 +80,12 @@ export class SourceMirror implements BlockStore, MirrorCore {
   }
 
   write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {
-    let length = 0;
-    for (const d of data) length += d.length;
-    return this.replicated(offset, length, (seq) => encodeWrite(seq, offset, data), () => this.local.write(offset, data, fua));
+    // The data is copied into the replication frame now, before anything is awaited: that is the one
+    // copy this write makes (so the NBD layer may lend us its receive buffer, see syncWriteMax), and
+    // the local write reads from the frame too. The sequence number is filled in once it is known.
+    const frame = encodeWrite(0, offset, data);
+    const payload = frame.subarray(WRITE_HEADER_LENGTH);
+    return this.replicated(offset, payload.length, (seq) => setFrameSeq(frame, seq), () => this.local.write(offset, [payload], fua));
   }
 
   writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void> {

@@ -51,6 +51,7 @@ export class TargetLink {
   private resyncDone = 0;
   private resyncSamples: Array<[number, number]> = []; // [time, resyncBytes]
   private clearTimer: NodeJS.Timeout | null = null;
+  private corked = false;
   bytesSent = 0;
   resyncBytes = 0;
 
@@ -103,7 +104,7 @@ export class TargetLink {
    */
   send(frame: Buffer, seq: number, first: number, last: number): boolean {
     if (!this.ready || !this.socket) return false;
-    this.socket.write(frame);
+    this.writeBatched(frame);
     this.sent.push(seq);
     this.bytesSent += frame.length;
     for (let c = first; c <= last; c++) {
@@ -120,6 +121,20 @@ export class TargetLink {
 
   get isSync(): boolean {
     return this.config.mode === 'sync';
+  }
+
+  /** Frames written in the same turn of the event loop leave in one system call. */
+  private writeBatched(frame: Buffer): void {
+    const socket = this.socket as net.Socket;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(frame);
   }
 
   /** Resolves once the target acknowledged `seq`, or the connection dropped. */
@@ -312,7 +327,7 @@ export class TargetLink {
         const seq = this.mirror.nextSeq();
         const frame = encodeWrite(seq, offset, [data]);
         BufferPool.shared.release(data);
-        this.socket.write(frame);
+        this.writeBatched(frame);
         this.sent.push(seq);
         this.bytesSent += frame.length;
         pending.clear(c);

@@ -81,6 +81,15 @@ export function encodeWrite(seq: number, offset: number, data: readonly Buffer[]
   return b;
 }
 
+/** Bytes before the data in a WRITE frame: length, type, seq, offset. */
+export const WRITE_HEADER_LENGTH = 21;
+
+/** Sets the sequence number of an encoded WRITE, ZERO or FLUSH frame; returns the frame. */
+export function setFrameSeq(frame: Buffer, seq: number): Buffer {
+  frame.writeBigUInt64BE(BigInt(seq), 5);
+  return frame;
+}
+
 export function encodeZero(seq: number, offset: number, length: number): Buffer {
   const b = frame(FrameType.ZERO, 20);
   b.writeBigUInt64BE(BigInt(seq), 5);

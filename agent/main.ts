@@ -4,7 +4,7 @@ import path from 'node:path';
 import { TANDEM_VERSION } from '../common/version.js';
 import { EXPORT_USAGE, runExport } from './cli/export-command.js';
 import { RUN_USAGE, runDaemon } from './cli/run-command.js';
-import { runMirrorAction, runMirrorStatus, runTandem } from './cli/tandem-command.js';
+import { runMirrorAction, runMirrorSettings, runMirrorStatus, runTandem } from './cli/tandem-command.js';
 import { UsageError } from './cli/usage-error.js';
 
 const HELP = `tandem-agent ${TANDEM_VERSION}: the Tandem node agent
@@ -17,6 +17,7 @@ commands:
   tandem ...     the mirror CLI (also installed as \`tandem\`); \`tandem-agent tandem help\`
   mirror_status <tag>
   mirror_action <tag> <action> <source> [target(s)]
+  mirror_settings <tag> <setting> <value>
   version        print the version
 `;
 
@@ -24,6 +25,7 @@ const PROGRAMS: Record<string, (argv: string[]) => Promise<number>> = {
   tandem: runTandem,
   mirror_status: runMirrorStatus,
   mirror_action: runMirrorAction,
+  mirror_settings: runMirrorSettings,
 };
 
 export async function main(program: string, argv: string[]): Promise<number> {

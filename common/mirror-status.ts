@@ -26,6 +26,10 @@ export interface TargetStatus {
   throttled: boolean;
   bytesSent: number;
   resyncBytes: number;
+  /** zlib level agreed with the target on the current connection (0 = none). */
+  compression: number;
+  /** Data bytes per byte on the wire for writes (1 = no gain). */
+  compressionRatio: number;
   /** Why the target is not connected, in words, or ''. */
   lastError: string;
 }
@@ -74,6 +78,7 @@ export function formatMirrorStatus(m: MirrorStatus): string {
       lines.push(` Resync Speed: ${formatRate(t.resyncSpeed)}`);
     }
     lines.push(` Type: ${t.mode === 'sync' ? 'Synchronous' : 'Asynchronous'}`);
+    if (t.compression > 0) lines.push(` Compression: level ${t.compression}, ratio ${t.compressionRatio.toFixed(2)}`);
     if (t.throttled) lines.push(' Queue: full, writes wait (behaving synchronously)');
     if (t.lastError && t.status === 'Out Of Sync') lines.push(` Reason: ${t.lastError}`);
   }

@@ -29,6 +29,8 @@ interface SourceRecord {
   chunkSize: number;
   asyncLimit: number;
   resyncRate: number;
+  /** zlib level 0–9 (0 = off); older state files lack it. */
+  compression?: number;
   targets: TargetConfig[];
 }
 
@@ -160,7 +162,7 @@ export class AgentDaemon {
   private persist(): void {
     const state: StateFile = {
       version: 1,
-      sources: [...this.sources.values()].map((s) => ({ ...s.record, targets: s.mirror.links.map((l) => ({ ...l.config })) })),
+      sources: [...this.sources.values()].map((s) => ({ ...s.record, compression: s.mirror.compression, targets: s.mirror.links.map((l) => ({ ...l.config })) })),
       targets: [...this.targets.values()].map((t) => t.record),
     };
     writeJsonAtomic(this.stateFile, state);
@@ -210,6 +212,7 @@ export class AgentDaemon {
     if (record.bitmap === null && !creating) for (const t of record.targets) await log.setAll(t.slot);
     const mirror = new SourceMirror({
       tag: record.tag, node: this.node, local, log, chunkSize: record.chunkSize, asyncLimit: record.asyncLimit, resyncRate: record.resyncRate,
+      compression: record.compression ?? 0,
     }, this.log);
     const server = new NbdServer(new SimpleCatalog([makeExport(record.tag, mirror, `Tandem mirror ${record.tag} of ${record.disk}`)]), this.log.child(`[${record.tag} nbd]`));
     try {
@@ -250,7 +253,7 @@ export class AgentDaemon {
         tag: s.record.tag, role: 'source', node: this.node, disk: s.record.disk, size: s.mirror.size,
         exportSocket: this.paths.exportSocket(s.record.tag),
         bitmap: { file: s.record.bitmap, chunkSize: s.record.chunkSize, chunks: s.mirror.log.chunks },
-        asyncLimit: s.mirror.asyncLimit, compression: 0,
+        asyncLimit: s.mirror.asyncLimit, compression: s.mirror.compression,
         targets: s.mirror.links.map((l) => l.status()),
       });
     }
@@ -282,7 +285,8 @@ export class AgentDaemon {
         const chunkSize = num(p, 'chunkSize', DEFAULT_CHUNK_SIZE, 4096, 64 * 1024 * 1024);
         if (chunkSize & (chunkSize - 1)) throw new RpcError('chunk size must be a power of two', -32602);
         const record: SourceRecord = {
-          tag, disk, bitmap, chunkSize, asyncLimit: num(p, 'asyncLimit', DEFAULT_ASYNC_LIMIT, 1, 65536), resyncRate: num(p, 'resyncRate', 0, 0, 2 ** 40), targets: [],
+          tag, disk, bitmap, chunkSize, asyncLimit: num(p, 'asyncLimit', DEFAULT_ASYNC_LIMIT, 1, 65536), resyncRate: num(p, 'resyncRate', 0, 0, 2 ** 40),
+          compression: num(p, 'compression', 0, 0, 9), targets: [],
         };
         const entry = await this.openSource(record, true);
         this.persist();
@@ -355,6 +359,25 @@ export class AgentDaemon {
         if (s.record.bitmap) fs.rmSync(s.record.bitmap, { force: true });
         this.persist();
         return { tag };
+      },
+
+      // The manual's mirror_settings: values are stored now and used from the next (re)connection of each
+      // target, i.e. after a pause and resume, as the manual says.
+      'mirror.settings': (p) => {
+        const s = this.source(checkTag(str(p, 'tag')));
+        const setting = str(p, 'setting');
+        const value = str(p, 'value', false);
+        if (setting === 'compress') {
+          if (!/^[0-9]$/.test(value)) throw new RpcError(`compress takes a level from 0 (off) to 9 (best), not "${value}"`, -32602);
+          s.mirror.compression = Number(value);
+          s.record.compression = Number(value);
+        } else if (setting === 'logdir' || setting === 'logmax') {
+          throw new RpcError(`${setting} configures the rewind log, which is not available in this release yet`);
+        } else {
+          throw new RpcError(`unknown setting "${setting}"; settings are logdir, logmax, compress`, -32602);
+        }
+        this.persist();
+        return { tag: s.record.tag, setting, value, takesEffect: 'at the next pause and resume' };
       },
 
       'mirror.pause': (p) => {

@@ -13,6 +13,8 @@ export interface MirrorCore {
   /** The source disk. */
   readonly local: BlockStore;
   readonly asyncLimit: number;
+  /** zlib level offered to targets at each connection (0 = off). */
+  readonly compression: number;
   /** Resync bytes per second per target; 0 = unlimited. */
   readonly resyncRate: number;
   /** The next number of the mirror's write sequence (shared by all targets). */

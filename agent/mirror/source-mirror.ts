@@ -2,6 +2,7 @@
 // the local disk and to every target, with the intent log in front.
 import type { BlockStore, ZeroOptions } from '../storage/block-store.js';
 import { chunkRange, type IntentLog } from '../intent-log/bitmap.js';
+import { compressWrite } from './compress.js';
 import { encodeSeqFrame, encodeWrite, encodeZero, FrameType, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
 import type { Logger } from '../log.js';
 import { ChunkLocks } from './chunk-locks.js';
@@ -16,7 +17,10 @@ export interface SourceMirrorOptions {
   chunkSize: number;
   asyncLimit: number;
   resyncRate?: number;
+  /** zlib level 0–9 offered to targets (0 = off); takes effect at each (re)connection. */
+  compression?: number;
 }
+
 
 export class SourceMirror implements BlockStore, MirrorCore {
   readonly tag: string;
@@ -28,6 +32,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
   readonly links: TargetLink[] = [];
   asyncLimit: number;
   resyncRate: number;
+  compression: number;
   private seq = 0;
 
   constructor(options: SourceMirrorOptions, private readonly logger: Logger) {
@@ -38,6 +43,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
     this.chunkSize = options.chunkSize;
     this.asyncLimit = options.asyncLimit;
     this.resyncRate = options.resyncRate ?? 0;
+    this.compression = options.compression ?? 0;
   }
 
   // BlockStore, as the NBD server sees the mirror.
@@ -85,7 +91,12 @@ export class SourceMirror implements BlockStore, MirrorCore {
     // the local write reads from the frame too. The sequence number is filled in once it is known.
     const frame = encodeWrite(0, offset, data);
     const payload = frame.subarray(WRITE_HEADER_LENGTH);
-    return this.replicated(offset, payload.length, (seq) => setFrameSeq(frame, seq), () => this.local.write(offset, [payload], fua));
+    let compressed: Buffer | null | undefined; // computed once, for the targets that agreed to it
+    const frameFor = (seq: number, level: number) => {
+      if (level > 0 && compressed === undefined) compressed = compressWrite(offset, payload, level);
+      return setFrameSeq(level > 0 && compressed ? compressed : frame, seq);
+    };
+    return this.replicated(offset, payload.length, frameFor, () => this.local.write(offset, [payload], fua));
   }
 
   writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void> {
@@ -103,7 +114,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
     const seq = this.nextSeq();
     const frame = encodeSeqFrame(FrameType.FLUSH, seq);
     const waits: Promise<void>[] = [];
-    for (const link of this.links) if (link.send(frame, seq, 1, 0) && link.isSync) waits.push(link.waitAck(seq));
+    for (const link of this.links) if (link.send(frame, seq, 1, 0, 0) && link.isSync) waits.push(link.waitAck(seq));
     await this.local.flush();
     await Promise.all(waits);
   }
@@ -120,7 +131,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
    * connected target and the local write, then (sync targets) their acknowledgement or (async) room in
    * the queue.
    */
-  private async replicated(offset: number, length: number, frameFor: (seq: number) => Buffer, local: () => Promise<void>): Promise<void> {
+  private async replicated(offset: number, length: number, frameFor: (seq: number, compression: number) => Buffer, local: () => Promise<void>): Promise<void> {
     const [first, last] = chunkRange(this.chunkSize, offset, length);
     const slots = this.links.map((l) => l.slot);
     if (slots.length > 0) await this.log.markDirty(slots, first, last);
@@ -130,9 +141,9 @@ export class SourceMirror implements BlockStore, MirrorCore {
       const waits: Promise<void>[] = [];
       const connected = this.links.filter((l) => l.connected);
       if (connected.length > 0) {
-        const frame = frameFor(seq); // one copy of the data, shared by every target
         for (const link of connected) {
-          if (!link.send(frame, seq, first, last)) continue;
+          // One frame for all targets (and one compressed frame for those that agreed to compression).
+          if (!link.send(frameFor(seq, link.compression), seq, first, last, length)) continue;
           waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
         }
       }

@@ -4,7 +4,8 @@ import net from 'node:net';
 import { BitSet } from '../intent-log/bitmap.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import type { Logger } from '../log.js';
-import { encodeHello, encodeWrite, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError } from '../replication/wire.js';
+import { encodeHello, encodeWrite, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
+import { compressWrite } from './compress.js';
 import type { MirrorCore } from './mirror-core.js';
 import type { LinkState, TargetStatus, ReplicationMode } from '../../common/mirror-status.js';
 
@@ -52,6 +53,10 @@ export class TargetLink {
   private resyncSamples: Array<[number, number]> = []; // [time, resyncBytes]
   private clearTimer: NodeJS.Timeout | null = null;
   private corked = false;
+  /** zlib level agreed with the target on this connection (0 = none). */
+  compression = 0;
+  private payloadBytes = 0; // data carried by WRITE/WRITE_Z frames…
+  private payloadWireBytes = 0; // …and what those frames took on the wire
   bytesSent = 0;
   resyncBytes = 0;
 
@@ -102,11 +107,12 @@ export class TargetLink {
    * Sends a message covering chunks [first, last]; false if the target is not connected (the
    * intent log keeps the chunks dirty and a later resync sends them).
    */
-  send(frame: Buffer, seq: number, first: number, last: number): boolean {
+  send(frame: Buffer, seq: number, first: number, last: number, payloadBytes: number): boolean {
     if (!this.ready || !this.socket) return false;
     this.writeBatched(frame);
     this.sent.push(seq);
     this.bytesSent += frame.length;
+    this.countPayload(payloadBytes, frame.length);
     for (let c = first; c <= last; c++) {
       // A chunk still waiting for its resync holds stale bytes beyond this write: only resync clears it.
       if (!this.pendingResync?.get(c)) this.lastSeqByChunk.set(c, seq);
@@ -121,6 +127,12 @@ export class TargetLink {
 
   get isSync(): boolean {
     return this.config.mode === 'sync';
+  }
+
+  private countPayload(payloadBytes: number, wireBytes: number): void {
+    if (payloadBytes === 0) return;
+    this.payloadBytes += payloadBytes;
+    this.payloadWireBytes += wireBytes;
   }
 
   /** Frames written in the same turn of the event loop leave in one system call. */
@@ -172,6 +184,8 @@ export class TargetLink {
       throttled: this.throttled,
       bytesSent: this.bytesSent,
       resyncBytes: this.resyncBytes,
+      compression: this.compression,
+      compressionRatio: this.payloadWireBytes > 0 ? Math.round((100 * this.payloadBytes) / this.payloadWireBytes) / 100 : 1,
       lastError: this.lastError,
     };
   }
@@ -202,7 +216,7 @@ export class TargetLink {
     socket.once('connect', () => {
       socket.write(encodeHello({
         protocol: PROTOCOL, version: PROTOCOL_VERSION, tag: this.mirror.tag, size: this.mirror.size,
-        chunkSize: this.mirror.chunkSize, source: this.mirror.node,
+        chunkSize: this.mirror.chunkSize, source: this.mirror.node, compression: this.mirror.compression,
       }));
     });
     socket.on('data', (chunk: Buffer) => {
@@ -216,7 +230,10 @@ export class TargetLink {
         return;
       }
       for (const f of frames) {
-        if (f.type === FrameType.WELCOME) this.onWelcome(generation, f.node);
+        if (f.type === FrameType.WELCOME) {
+          this.compression = Math.min(this.mirror.compression, f.compression);
+          this.onWelcome(generation, f.node);
+        }
         else if (f.type === FrameType.REFUSE) {
           this.lastError = `target ${this.config.node} refused: ${f.message}`;
           this.log.warn(this.lastError);
@@ -325,11 +342,14 @@ export class TargetLink {
         const data = await this.mirror.local.read(offset, length);
         if (generation !== this.generation || !this.socket) return;
         const seq = this.mirror.nextSeq();
-        const frame = encodeWrite(seq, offset, [data]);
+        const plain = encodeWrite(seq, offset, [data]);
         BufferPool.shared.release(data);
+        const compressed = this.compression > 0 ? compressWrite(offset, plain.subarray(WRITE_HEADER_LENGTH), this.compression) : null;
+        const frame = compressed ? setFrameSeq(compressed, seq) : plain;
         this.writeBatched(frame);
         this.sent.push(seq);
         this.bytesSent += frame.length;
+        this.countPayload(length, frame.length);
         pending.clear(c);
         this.lastSeqByChunk.set(c, seq);
         this.resyncBytes += length;

@@ -1,6 +1,7 @@
 // The target side of replication: accepts a source's connection for a mirror this node is a target
 // of, applies its messages strictly in order, and acknowledges each batch once it is durable.
 import net from 'node:net';
+import zlib from 'node:zlib';
 import type { BlockStore } from '../storage/block-store.js';
 import type { Logger } from '../log.js';
 import {
@@ -26,6 +27,7 @@ class TargetSession {
   private readonly reader = new FrameReader();
   private hello: Hello | null = null;
   private store: BlockStore | null = null;
+  private compression = 0;
   private queue: Frame[] = [];
   private queuedBytes = 0;
   private applying = false;
@@ -80,6 +82,19 @@ class TargetSession {
         this.onHello(f.hello);
         continue;
       }
+      if (f.type === FrameType.WRITE_Z) {
+        if (this.compression === 0) return this.drop('compressed data although no compression was agreed');
+        let data: Buffer;
+        try {
+          data = zlib.inflateRawSync(f.compressed, { maxOutputLength: Math.max(1, f.length) });
+        } catch {
+          return this.drop('compressed data that does not inflate');
+        }
+        if (data.length !== f.length) return this.drop(`compressed data inflates to ${data.length} bytes, not ${f.length}`);
+        this.queue.push({ type: FrameType.WRITE, seq: f.seq, offset: f.offset, data });
+        this.queuedBytes += data.length;
+        continue;
+      }
       if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH) {
         return this.drop(`unexpected frame type ${f.type} from a source`);
       }
@@ -110,7 +125,9 @@ class TargetSession {
     if (previous) previous.close(); // a source that reconnects replaces its stale connection
     this.sessions.set(hello.tag, this);
     this.store = found;
-    this.socket.write(encodeWelcome(found.size, this.node));
+    // Any zlib level the source asks for is fine here: inflating costs the same for all of them.
+    this.compression = Math.min(9, Math.max(0, Math.floor(hello.compression ?? 0)));
+    this.socket.write(encodeWelcome(found.size, this.node, this.compression));
     this.volumes.onSourceChange?.(hello.tag, hello.source);
   }
 

@@ -1,10 +1,11 @@
 // The replication protocol between a source agent and a target agent, over one TCP connection per
 // (mirror, target). Frames: u32 length of what follows, u8 type, payload. Pure encoding/decoding.
 //
-//   HELLO   source → target  JSON {protocol, version, tag, size, chunkSize, source}
-//   WELCOME target → source  JSON {size, node}
+//   HELLO   source → target  JSON {protocol, version, tag, size, chunkSize, source, compression}
+//   WELCOME target → source  JSON {size, node, compression}   (the compression level it accepts)
 //   REFUSE  target → source  JSON {message}            (then the target closes)
 //   WRITE   source → target  u64 seq, u64 offset, data
+//   WRITE_Z source → target  u64 seq, u64 offset, u32 length, deflate-raw(data)   (compression agreed)
 //   ZERO    source → target  u64 seq, u64 offset, u32 length
 //   FLUSH   source → target  u64 seq                   (target makes everything so far durable)
 //   ACK     target → source  u64 seq                   (every message up to seq is applied)
@@ -26,6 +27,7 @@ export const FrameType = {
   ZERO: 5,
   FLUSH: 6,
   ACK: 7,
+  WRITE_Z: 8,
 } as const;
 
 export interface Hello {
@@ -35,13 +37,16 @@ export interface Hello {
   size: number;
   chunkSize: number;
   source: string;
+  /** zlib level the source would like to send with (0 = none); absent from old sources. */
+  compression?: number;
 }
 
 export type Frame =
   | { type: typeof FrameType.HELLO; hello: Hello }
-  | { type: typeof FrameType.WELCOME; size: number; node: string }
+  | { type: typeof FrameType.WELCOME; size: number; node: string; compression: number }
   | { type: typeof FrameType.REFUSE; message: string }
   | { type: typeof FrameType.WRITE; seq: number; offset: number; data: Buffer }
+  | { type: typeof FrameType.WRITE_Z; seq: number; offset: number; length: number; compressed: Buffer }
   | { type: typeof FrameType.ZERO; seq: number; offset: number; length: number }
   | { type: typeof FrameType.FLUSH; seq: number }
   | { type: typeof FrameType.ACK; seq: number };
@@ -63,7 +68,17 @@ function jsonFrame(type: number, value: unknown): Buffer {
 }
 
 export const encodeHello = (h: Hello): Buffer => jsonFrame(FrameType.HELLO, h);
-export const encodeWelcome = (size: number, node: string): Buffer => jsonFrame(FrameType.WELCOME, { size, node });
+export const encodeWelcome = (size: number, node: string, compression: number): Buffer => jsonFrame(FrameType.WELCOME, { size, node, compression });
+
+/** A WRITE_Z frame: the data of a WRITE, compressed (deflate-raw). */
+export function encodeWriteZ(seq: number, offset: number, length: number, compressed: Buffer): Buffer {
+  const b = frame(FrameType.WRITE_Z, 20 + compressed.length);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  b.writeBigUInt64BE(BigInt(offset), 13);
+  b.writeUInt32BE(length, 21);
+  compressed.copy(b, 25);
+  return b;
+}
 export const encodeRefuse = (message: string): Buffer => jsonFrame(FrameType.REFUSE, { message });
 
 /** A WRITE frame with the data copied in: one buffer, written to every target. */
@@ -126,6 +141,7 @@ export function decodeFrame(type: number, body: Buffer): Frame {
       const o = parseJson(body);
       const h = {
         protocol: o.protocol, version: o.version, tag: o.tag, size: o.size, chunkSize: o.chunkSize, source: o.source,
+        compression: typeof o.compression === 'number' ? o.compression : 0,
       };
       if (typeof h.protocol !== 'string' || typeof h.version !== 'number' || typeof h.tag !== 'string' ||
         typeof h.size !== 'number' || typeof h.chunkSize !== 'number' || typeof h.source !== 'string') {
@@ -136,7 +152,7 @@ export function decodeFrame(type: number, body: Buffer): Frame {
     case FrameType.WELCOME: {
       const o = parseJson(body);
       if (typeof o.size !== 'number' || typeof o.node !== 'string') throw new ProtocolError('WELCOME lacks size or node');
-      return { type, size: o.size, node: o.node };
+      return { type, size: o.size, node: o.node, compression: typeof o.compression === 'number' ? o.compression : 0 };
     }
     case FrameType.REFUSE: {
       const o = parseJson(body);
@@ -145,6 +161,9 @@ export function decodeFrame(type: number, body: Buffer): Frame {
     case FrameType.WRITE:
       need(body, 16, 'WRITE');
       return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), data: body.subarray(16) };
+    case FrameType.WRITE_Z:
+      need(body, 20, 'WRITE_Z');
+      return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16), compressed: body.subarray(20) };
     case FrameType.ZERO:
       need(body, 20, 'ZERO');
       return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16) };

@@ -40,7 +40,7 @@ export function formatStatusTable(mirrors: MirrorStatus[]): string {
   const lines: string[] = [];
   for (const m of mirrors) {
     if (m.role === 'target') {
-      lines.push(`${m.tag}: target on ${m.node}, ${m.disk} (${human(m.size)}), source ${m.source ? `${m.source} connected` : 'not connected'}`);
+      lines.push(`${m.tag}: target on ${m.node}, ${m.disk} (${human(m.size)}), source ${m.source ? `${m.source} connected` : 'not connected'}${m.exportSocket ? `; readable (read-only) at ${m.exportSocket}` : ''}`);
       continue;
     }
     lines.push(`${m.tag}: source on ${m.node}, ${m.disk} (${human(m.size)}), export ${m.exportSocket}`);

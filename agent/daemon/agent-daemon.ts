@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FileBlockStore, OpenError } from '../storage/file-store.js';
 import type { BlockStore } from '../storage/block-store.js';
+import { ReadOnlyView } from '../storage/read-only-view.js';
 import { IntentLog, MAX_TARGETS, BitmapFileError } from '../intent-log/bitmap.js';
 import { makeExport } from '../nbd/export.js';
 import { NbdServer, SimpleCatalog } from '../nbd/server.js';
@@ -56,6 +57,10 @@ interface TargetEntry {
   store: BlockStore;
   source: string | null;
   appliedBytes: number;
+  /** The read-only export offered while no source replicates into the volume. */
+  view: NbdServer | null;
+  /** Serialises starting and stopping the view. */
+  viewChange: Promise<void>;
 }
 
 const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -111,7 +116,9 @@ export class AgentDaemon {
       },
       onSourceChange: (tag, source) => {
         const t = this.targets.get(tag);
-        if (t) t.source = source;
+        if (!t) return;
+        t.source = source;
+        this.setTargetView(t, source === null);
       },
       onApplied: (tag, _seq, bytes) => {
         const t = this.targets.get(tag);
@@ -155,7 +162,11 @@ export class AgentDaemon {
     }
     this.sources.clear();
     await this.replication.close();
-    for (const t of this.targets.values()) await t.store.close();
+    for (const t of this.targets.values()) {
+      this.setTargetView(t, false);
+      await t.viewChange;
+      await t.store.close();
+    }
     this.targets.clear();
   }
 
@@ -185,9 +196,35 @@ export class AgentDaemon {
     }
   }
 
-  private openTarget(record: TargetRecord): void {
+  private openTarget(record: TargetRecord): TargetEntry {
     const store = this.openStore(record.disk);
-    this.targets.set(record.tag, { record, store, source: null, appliedBytes: 0 });
+    const entry: TargetEntry = { record, store, source: null, appliedBytes: 0, view: null, viewChange: Promise.resolve() };
+    this.targets.set(record.tag, entry);
+    this.setTargetView(entry, true);
+    return entry;
+  }
+
+  /**
+   * While no source replicates into a target volume (paused, disconnected, not yet extended), its data
+   * is readable through a read-only NBD export; it closes when a source connects, because from then on
+   * the data changes under any reader.
+   */
+  private setTargetView(t: TargetEntry, open: boolean): void {
+    t.viewChange = t.viewChange.then(async () => {
+      if (open && !t.view && this.targets.get(t.record.tag) === t) {
+        const server = new NbdServer(new SimpleCatalog([makeExport(t.record.tag, new ReadOnlyView(t.store), `Tandem target ${t.record.tag} (read-only)`)]), this.log.child(`[${t.record.tag} view]`));
+        try {
+          await server.listenUnix(this.paths.targetExportSocket(t.record.tag));
+          t.view = server;
+        } catch (err) {
+          this.log.warn(`read-only export of target ${t.record.tag} not available: ${(err as Error).message}`);
+        }
+      } else if (!open && t.view) {
+        const server = t.view;
+        t.view = null;
+        await server.close(1_000);
+      }
+    });
   }
 
   private async openSource(record: SourceRecord, creating: boolean): Promise<SourceEntry> {
@@ -260,7 +297,8 @@ export class AgentDaemon {
     for (const t of this.targets.values()) {
       if (tag && t.record.tag !== tag) continue;
       out.push({
-        tag: t.record.tag, role: 'target', node: this.node, disk: t.record.disk, size: t.store.size, exportSocket: null,
+        tag: t.record.tag, role: 'target', node: this.node, disk: t.record.disk, size: t.store.size,
+        exportSocket: t.view ? this.paths.targetExportSocket(t.record.tag) : null,
         bitmap: { file: null, chunkSize: 0, chunks: 0 }, asyncLimit: 0, compression: 0, targets: [], source: t.source,
       });
     }
@@ -344,8 +382,10 @@ export class AgentDaemon {
         const t = this.targets.get(tag);
         if (!t) throw new RpcError(`this node (${this.node}) is not a target of "${tag}"`);
         this.replication.disconnect(tag);
-        await t.store.close();
         this.targets.delete(tag);
+        this.setTargetView(t, false);
+        await t.viewChange;
+        await t.store.close();
         this.persist();
         return { tag };
       },

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportUri, inSync, makeDisk, startAgent, tandemOk, waitTargets, type Agent } from '../helpers/agents.js';
-import { makeRandomFile, runOk, sha256File, tempDir } from '../helpers/tools.js';
+import { makeRandomFile, run, runOk, sha256File, tempDir } from '../helpers/tools.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
@@ -76,11 +76,23 @@ describe('two-node mirror (adam -> eve)', () => {
     expect(sha256File(tgtDisk)).not.toBe(sha256File(srcDisk));
     const paused = await adam.status(tag);
     expect(paused.targets[0]!.dirtyChunks).toBe(4);
+    // While paused, eve's copy is readable, read-only, through its own NBD export.
+    const view = (await eve.status(tag)).exportSocket;
+    expect(view).toBe(path.join(eve.home, 'run', `${tag}.target.nbd.sock`));
+    const info = JSON.parse(await runOk('nbdinfo', ['--json', `nbd+unix:///${tag}?socket=${view}`])).exports[0];
+    expect(info).toMatchObject({ is_read_only: true, 'export-size': SIZE });
+    const copy = path.join(dir, 'view.img');
+    await runOk('nbdcopy', [`nbd+unix:///${tag}?socket=${view}`, copy]);
+    expect(sha256File(copy)).toBe(sha256File(tgtDisk));
+    const write = await run('qemu-io', ['-f', 'raw', '-c', 'write 0 4k', `nbd+unix:///${tag}?socket=${view}`]);
+    expect(write.code).not.toBe(0);
     const before = paused.targets[0]!.resyncBytes;
     await tandemOk(adam, 'resume', tag);
     const st = await waitTargets(adam, tag, inSync);
     expect(st.targets[0]!.resyncBytes - before).toBe(4 * CHUNK);
     expect(sha256File(tgtDisk)).toBe(sha256File(srcDisk));
+    expect((await eve.status(tag)).exportSocket).toBeNull(); // closed while a source writes into it
+    expect(fs.existsSync(path.join(eve.home, 'run', `${tag}.target.nbd.sock`))).toBe(false);
   });
 
   it('mirror_status prints the manual\'s format; mirror_action takes the manual\'s syntax', async () => {

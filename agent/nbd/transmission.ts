@@ -142,7 +142,9 @@ export class TransmissionSession {
     if (this.payload?.data) BufferPool.shared.release(this.payload.data);
     this.payload = null;
     return this.whenIdle().then(() => {
-      if (!this.socket.destroyed) this.socket.end();
+      // Reading is stopped, so the client's own FIN would never be seen: once our last replies are
+      // handed to the kernel, close outright rather than wait for it.
+      if (!this.socket.destroyed) this.socket.end(() => this.socket.destroy());
     });
   }
 

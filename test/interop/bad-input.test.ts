@@ -198,6 +198,21 @@ describe('bad input', () => {
     expect(out).toContain('sent');
   });
 
+  it('clients that say goodbye with NBD_CMD_DISC leave no descriptors behind', async () => {
+    const fdCount = () => fs.readdirSync(`/proc/${exp.child.pid}/fd`).length;
+    const before = fdCount();
+    for (let i = 0; i < 20; i++) await runOk('nbdinfo', ['--size', exp.uri]);
+    await Promise.all(Array.from({ length: 50 }, async () => {
+      const c = await RawClient.connect(exp.socket);
+      await c.go();
+      c.disconnect();
+      await c.waitClosed();
+    }));
+    const deadline = Date.now() + 5_000;
+    while (fdCount() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(fdCount()).toBeLessThanOrEqual(before);
+  });
+
   it('1,000 connections opened and dropped at every stage leave no descriptors behind', async () => {
     const fdCount = () => fs.readdirSync(`/proc/${exp.child.pid}/fd`).length;
     const before = fdCount();

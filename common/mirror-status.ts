@@ -26,6 +26,9 @@ export interface TargetStatus {
   throttled: boolean;
   bytesSent: number;
   resyncBytes: number;
+  /** Chunks compared by checksum resync so far, and how many matched (were not sent). */
+  checksumCompared: number;
+  checksumMatched: number;
   /** zlib level agreed with the target on the current connection (0 = none). */
   compression: number;
   /** Data bytes per byte on the wire for writes (1 = no gain). */

@@ -12,12 +12,14 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
                                                 make DISK the source of a new mirror (its NBD export
                                                 is printed: attach it and use it instead of DISK)
   accept TAG --disk DISK                        on a target node: let mirror TAG replicate into DISK
-  extend TAG --target NODE --address HOST:PORT [--mode sync|async] [--local-address ADDR] [--no-initial-sync]
-                                                on the source: start replicating to NODE
+  extend TAG --target NODE --address HOST:PORT [--mode sync|async] [--local-address ADDR]
+             [--no-initial-sync | --checksum]  on the source: start replicating to NODE (--checksum: the
+                                                target already holds a copy; send only chunks that differ)
   unextend TAG --target NODE                    on the source: stop replicating to NODE
   release TAG                                   on a target node: give DISK back
   delete TAG                                    on the source: remove the mirror (data stays on DISK)
-  pause|resume|fullresync TAG [NODE ...]        on the source, for all or the named targets
+  pause|resume TAG [NODE ...]                   on the source, for all or the named targets
+  fullresync TAG [--checksum] [NODE ...]        resend everything (--checksum: only chunks whose hash differs)
 `;
 
 function controlSocket(): string {
@@ -105,13 +107,16 @@ export async function runTandem(argv: string[]): Promise<number> {
       const { values, positionals } = parse({
         target: { type: 'string' }, address: { type: 'string' }, mode: { type: 'string', default: 'sync' },
         'local-address': { type: 'string' }, 'no-initial-sync': { type: 'boolean', default: false },
+        checksum: { type: 'boolean', default: false },
       });
+      if (values['no-initial-sync'] && values.checksum) throw new UsageError('--no-initial-sync and --checksum exclude each other');
       if (!values.target || !values.address) throw new UsageError('extend needs --target NODE and --address HOST:PORT (the target agent\'s replication address)');
       await call('mirror.extend', {
         tag: tagOf(positionals), node: values.target, address: values.address, mode: values.mode,
-        localAddress: values['local-address'], initialSync: values['no-initial-sync'] ? 'none' : 'full',
+        localAddress: values['local-address'], initialSync: values['no-initial-sync'] ? 'none' : values.checksum ? 'checksum' : 'full',
       });
-      print(`extending ${positionals[0]} to ${values.target} (${values.mode})${values['no-initial-sync'] ? '' : '; a full resync starts now'}\n`);
+      const how = values['no-initial-sync'] ? '' : values.checksum ? '; a checksum resync starts now' : '; a full resync starts now';
+      print(`extending ${positionals[0]} to ${values.target} (${values.mode})${how}\n`);
       return 0;
     }
     case 'unextend': {
@@ -131,9 +136,9 @@ export async function runTandem(argv: string[]): Promise<number> {
     case 'pause':
     case 'resume':
     case 'fullresync': {
-      const { positionals } = parse({});
+      const { values, positionals } = parse(command === 'fullresync' ? { checksum: { type: 'boolean', default: false } } : {});
       const tag = tagOf(positionals);
-      const r = (await call(`mirror.${command}`, { tag, targets: positionals.slice(1) })) as Record<string, string[]>;
+      const r = (await call(`mirror.${command}`, { tag, targets: positionals.slice(1), checksum: values.checksum === true })) as Record<string, string[]>;
       print(`${command}: ${tag} -> ${(r[command === 'fullresync' ? 'fullresync' : command === 'pause' ? 'paused' : 'resumed'] ?? []).join(', ') || 'no targets'}\n`);
       return 0;
     }

@@ -363,7 +363,7 @@ export class AgentDaemon {
         if (p.initialSync === 'none') await s.mirror.log.clearAll(slot);
         else await s.mirror.log.setAll(slot);
         const localAddress = str(p, 'localAddress', false) || undefined;
-        s.mirror.addTarget({ node, address, localAddress, mode, slot, paused: false });
+        s.mirror.addTarget({ node, address, localAddress, mode, slot, paused: false }, p.initialSync === 'checksum');
         this.persist();
         return { tag: s.record.tag, node, slot };
       },
@@ -441,6 +441,7 @@ export class AgentDaemon {
         const links = this.selectLinks(s, p.targets);
         for (const l of links) {
           await s.mirror.log.setAll(l.slot);
+          if (p.checksum === true) l.useChecksumNextResync();
           if (l.config.paused) l.resume();
           else l.restartResync();
         }

@@ -66,8 +66,10 @@ export class SourceMirror implements BlockStore, MirrorCore {
     return ++this.seq;
   }
 
-  addTarget(config: TargetConfig): TargetLink {
+  /** @param checksumFirst the first resync compares hashes and sends only chunks that differ */
+  addTarget(config: TargetConfig, checksumFirst = false): TargetLink {
     const link = new TargetLink(config, this, this.logger.child(`[${this.tag} -> ${config.node}]`));
+    if (checksumFirst) link.useChecksumNextResync();
     this.links.push(link);
     link.start();
     return link;

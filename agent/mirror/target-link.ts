@@ -1,10 +1,14 @@
 // The source's side of one target: the connection, what was sent and acknowledged, the resync pass,
 // and the bits of the intent log that belong to this target.
+import crypto from 'node:crypto';
 import net from 'node:net';
 import { BitSet } from '../intent-log/bitmap.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import type { Logger } from '../log.js';
-import { encodeHello, encodeWrite, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
+import {
+  encodeHashRequest, encodeHello, encodeWrite, FrameReader, FrameType, HASH_LENGTH, MAX_HASH_CHUNKS, PROTOCOL, PROTOCOL_VERSION,
+  ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH,
+} from '../replication/wire.js';
 import { compressWrite } from './compress.js';
 import type { MirrorCore } from './mirror-core.js';
 import type { LinkState, TargetStatus, ReplicationMode } from '../../common/mirror-status.js';
@@ -53,6 +57,12 @@ export class TargetLink {
   private resyncSamples: Array<[number, number]> = []; // [time, resyncBytes]
   private clearTimer: NodeJS.Timeout | null = null;
   private corked = false;
+  /** The next resync pass compares chunk hashes first and sends only chunks that differ. */
+  private checksumNext = false;
+  private hashWaiters = new Map<number, (hashes: Buffer | null) => void>();
+  /** Chunks compared by checksum resync, and how many of them matched (not sent). */
+  checksumCompared = 0;
+  checksumMatched = 0;
   /** zlib level agreed with the target on this connection (0 = none). */
   compression = 0;
   private payloadBytes = 0; // data carried by WRITE/WRITE_Z frames…
@@ -96,6 +106,11 @@ export class TargetLink {
     this.state = 'connecting';
     this.backoff = BACKOFF_MIN_MS;
     this.connect();
+  }
+
+  /** Makes the next resync pass a checksum pass (compare hashes, send only what differs). */
+  useChecksumNextResync(): void {
+    this.checksumNext = true;
   }
 
   /** Starts a new resync pass over everything dirty (after fullresync marked all bits). */
@@ -185,6 +200,8 @@ export class TargetLink {
       bytesSent: this.bytesSent,
       resyncBytes: this.resyncBytes,
       compression: this.compression,
+      checksumCompared: this.checksumCompared,
+      checksumMatched: this.checksumMatched,
       compressionRatio: this.payloadWireBytes > 0 ? Math.round((100 * this.payloadBytes) / this.payloadWireBytes) / 100 : 1,
       lastError: this.lastError,
     };
@@ -239,6 +256,11 @@ export class TargetLink {
           this.log.warn(this.lastError);
           socket.destroy();
         } else if (f.type === FrameType.ACK) this.onAck(f.seq);
+        else if (f.type === FrameType.HASHES) {
+          const w = this.hashWaiters.get(f.seq);
+          this.hashWaiters.delete(f.seq);
+          w?.(f.count * HASH_LENGTH === f.hashes.length ? f.hashes : null);
+        }
         else {
           this.log.warn(`target ${this.config.node} sent unexpected frame type ${f.type}`);
           socket.destroy();
@@ -301,6 +323,8 @@ export class TargetLink {
     // Writes waiting on this target complete without it: they are on the source and in the bitmap.
     for (const w of this.ackWaiters) w.resolve();
     this.ackWaiters = [];
+    for (const w of this.hashWaiters.values()) w(null);
+    this.hashWaiters.clear();
     this.releaseRoom();
     this.sent = [];
     this.lastSeqByChunk.clear();
@@ -318,6 +342,50 @@ export class TargetLink {
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
   }
 
+  /**
+   * Compares runs of pending chunks by SHA-256 with the target and drops the ones that match from
+   * `pending`. The target hashes each run after applying everything sent before the request, and the
+   * source hashed its chunks before sending it, so equal hashes mean equal data at that point in the
+   * write sequence (a write racing with the local read can only cause a mismatch, i.e. a resend).
+   * Returns false if the connection went away.
+   */
+  private async checksumPass(generation: number, pending: BitSet): Promise<boolean> {
+    const chunkSize = this.mirror.chunkSize;
+    for (let first = pending.next(0); first >= 0; first = pending.next(first)) {
+      let count = 1;
+      while (count < MAX_HASH_CHUNKS && first + count < pending.size && pending.get(first + count)) count++;
+      const local: Buffer[] = [];
+      for (let c = first; c < first + count; c++) {
+        const offset = c * chunkSize;
+        const data = await this.mirror.local.read(offset, Math.min(chunkSize, this.mirror.size - offset));
+        local.push(crypto.createHash('sha256').update(data).digest());
+        BufferPool.shared.release(data);
+      }
+      if (generation !== this.generation || !this.socket) return false;
+      const seq = this.mirror.nextSeq();
+      const reply = new Promise<Buffer | null>((resolve) => this.hashWaiters.set(seq, resolve));
+      this.writeBatched(encodeHashRequest(seq, first, count));
+      this.sent.push(seq);
+      const remote = await reply;
+      if (!remote || generation !== this.generation) return false;
+      const newest = this.sent.length > 0 ? (this.sent[this.sent.length - 1] as number) : seq;
+      for (let i = 0; i < count; i++) {
+        this.checksumCompared++;
+        if (!remote.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH).equals(local[i] as Buffer)) continue;
+        const c = first + i;
+        this.checksumMatched++;
+        pending.clear(c);
+        this.resyncDone++;
+        // Clears the bit once everything sent so far (including writes to this chunk) is acknowledged.
+        this.lastSeqByChunk.set(c, Math.max(newest, this.lastSeqByChunk.get(c) ?? 0));
+      }
+      this.sample();
+      first += count;
+      if (first >= pending.size) break;
+    }
+    return true;
+  }
+
   /** Sends every chunk dirty for this target, in order, each under its resync lock. */
   private async resyncPass(generation: number): Promise<void> {
     const bits = this.mirror.log.slots[this.slot] as BitSet;
@@ -331,6 +399,10 @@ export class TargetLink {
       this.log.info(`resyncing ${this.resyncTotal} chunks to ${this.config.node}`);
     }
     const chunkSize = this.mirror.chunkSize;
+    if (this.checksumNext && this.resyncTotal > 0) {
+      this.checksumNext = false;
+      if (!(await this.checksumPass(generation, pending))) return;
+    }
     let lastSeq = 0;
     for (let c = pending.next(0); c >= 0; c = pending.next(c + 1)) {
       if (generation !== this.generation) return;

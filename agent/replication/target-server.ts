@@ -1,11 +1,12 @@
 // The target side of replication: accepts a source's connection for a mirror this node is a target
 // of, applies its messages strictly in order, and acknowledges each batch once it is durable.
 import net from 'node:net';
+import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { BlockStore } from '../storage/block-store.js';
 import type { Logger } from '../log.js';
 import {
-  encodeRefuse, encodeSeqFrame, encodeWelcome, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
+  encodeHashes, encodeRefuse, encodeSeqFrame, encodeWelcome, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
   type Frame, type Hello,
 } from './wire.js';
 
@@ -95,7 +96,7 @@ class TargetSession {
         this.queuedBytes += data.length;
         continue;
       }
-      if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH) {
+      if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH && f.type !== FrameType.HASH_REQ) {
         return this.drop(`unexpected frame type ${f.type} from a source`);
       }
       this.queue.push(f);
@@ -155,6 +156,18 @@ class TargetSession {
             await store.writeZeroes(f.offset, f.length, { mayPunch: true, fua: false, fast: false });
             last = f.seq;
           } else if (f.type === FrameType.FLUSH) {
+            last = f.seq;
+          } else if (f.type === FrameType.HASH_REQ) {
+            // Hashes of the chunks as they are after everything sent before the request.
+            const chunkSize = this.hello!.chunkSize;
+            const hashes: Buffer[] = [];
+            for (let c = f.first; c < f.first + f.count; c++) {
+              const offset = c * chunkSize;
+              const length = Math.max(0, Math.min(chunkSize, this.hello!.size - offset));
+              const data = length > 0 ? await store.read(offset, length) : Buffer.alloc(0);
+              hashes.push(crypto.createHash('sha256').update(data).digest());
+            }
+            if (!this.closed) this.socket.write(encodeHashes(f.seq, f.first, hashes));
             last = f.seq;
           }
         }

@@ -9,6 +9,9 @@
 //   ZERO    source → target  u64 seq, u64 offset, u32 length
 //   FLUSH   source → target  u64 seq                   (target makes everything so far durable)
 //   ACK     target → source  u64 seq                   (every message up to seq is applied)
+//   HASH_REQ source → target u64 seq, u64 first chunk, u32 count  (checksum resync)
+//   HASHES  target → source  u64 seq, u64 first chunk, u32 count, count × 32-byte SHA-256 of each
+//                            chunk as it is after every message before the request
 //
 // The target applies messages strictly in order, so at any moment it holds a prefix of the source's
 // write sequence; sequence numbers only grow but need not be contiguous.
@@ -28,7 +31,13 @@ export const FrameType = {
   FLUSH: 6,
   ACK: 7,
   WRITE_Z: 8,
+  HASH_REQ: 9,
+  HASHES: 10,
 } as const;
+
+export const HASH_LENGTH = 32;
+/** Chunks per HASH_REQ at most (bounds the reply and the work done between two writes). */
+export const MAX_HASH_CHUNKS = 1024;
 
 export interface Hello {
   protocol: string;
@@ -48,6 +57,8 @@ export type Frame =
   | { type: typeof FrameType.WRITE; seq: number; offset: number; data: Buffer }
   | { type: typeof FrameType.WRITE_Z; seq: number; offset: number; length: number; compressed: Buffer }
   | { type: typeof FrameType.ZERO; seq: number; offset: number; length: number }
+  | { type: typeof FrameType.HASH_REQ; seq: number; first: number; count: number }
+  | { type: typeof FrameType.HASHES; seq: number; first: number; count: number; hashes: Buffer }
   | { type: typeof FrameType.FLUSH; seq: number }
   | { type: typeof FrameType.ACK; seq: number };
 
@@ -103,6 +114,23 @@ export const WRITE_HEADER_LENGTH = 21;
 export function setFrameSeq(frame: Buffer, seq: number): Buffer {
   frame.writeBigUInt64BE(BigInt(seq), 5);
   return frame;
+}
+
+export function encodeHashRequest(seq: number, first: number, count: number): Buffer {
+  const b = frame(FrameType.HASH_REQ, 20);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  b.writeBigUInt64BE(BigInt(first), 13);
+  b.writeUInt32BE(count, 21);
+  return b;
+}
+
+export function encodeHashes(seq: number, first: number, hashes: Buffer[]): Buffer {
+  const b = frame(FrameType.HASHES, 20 + hashes.length * HASH_LENGTH);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  b.writeBigUInt64BE(BigInt(first), 13);
+  b.writeUInt32BE(hashes.length, 21);
+  hashes.forEach((h, i) => h.copy(b, 25 + i * HASH_LENGTH));
+  return b;
 }
 
 export function encodeZero(seq: number, offset: number, length: number): Buffer {
@@ -164,6 +192,18 @@ export function decodeFrame(type: number, body: Buffer): Frame {
     case FrameType.WRITE_Z:
       need(body, 20, 'WRITE_Z');
       return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16), compressed: body.subarray(20) };
+    case FrameType.HASH_REQ: {
+      need(body, 20, 'HASH_REQ');
+      const count = body.readUInt32BE(16);
+      if (count < 1 || count > MAX_HASH_CHUNKS) throw new ProtocolError(`HASH_REQ for ${count} chunks (1–${MAX_HASH_CHUNKS} allowed)`);
+      return { type, seq: Number(body.readBigUInt64BE(0)), first: Number(body.readBigUInt64BE(8)), count };
+    }
+    case FrameType.HASHES: {
+      need(body, 20, 'HASHES');
+      const count = body.readUInt32BE(16);
+      if (body.length !== 20 + count * HASH_LENGTH) throw new ProtocolError('HASHES frame length does not match its count');
+      return { type, seq: Number(body.readBigUInt64BE(0)), first: Number(body.readBigUInt64BE(8)), count, hashes: body.subarray(20) };
+    }
     case FrameType.ZERO:
       need(body, 20, 'ZERO');
       return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16) };

@@ -104,5 +104,12 @@ describe('replication frames', () => {
     expect(() => new FrameReader().push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1]))).toThrow(ProtocolError);
     expect(() => decodeFrame(42, Buffer.alloc(0))).toThrow(/unknown frame type 42/);
     expect(() => decodeFrame(FrameType.HELLO, Buffer.from('{"protocol":1}'))).toThrow(/HELLO lacks/);
+    const req = Buffer.alloc(20);
+    expect(() => decodeFrame(FrameType.HASH_REQ, req)).toThrow(/HASH_REQ for 0 chunks/);
+    req.writeUInt32BE(5000, 16);
+    expect(() => decodeFrame(FrameType.HASH_REQ, req)).toThrow(/1–1024 allowed/);
+    const hashes = Buffer.alloc(20 + 31);
+    hashes.writeUInt32BE(1, 16);
+    expect(() => decodeFrame(FrameType.HASHES, hashes)).toThrow(/does not match its count/);
   });
 });

@@ -3,12 +3,12 @@
 // Prints `ratio <row> <mirror/nbdkit>` per row (median of rounds; higher is better).
 //
 // usage: npm run bench:mirror [-- --runtime 5 --rounds 3 --size-mib 256]
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { exec, median, startAgent, tandem, waitFor, type AgentProc } from './lib.js';
 
 const { values } = parseArgs({
   options: { runtime: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, 'size-mib': { type: 'string', default: '256' } },
@@ -16,8 +16,6 @@ const { values } = parseArgs({
 const RUNTIME = Number(values.runtime);
 const ROUNDS = Number(values.rounds);
 const SIZE_MIB = Number(values['size-mib']);
-const repo = path.resolve(import.meta.dirname, '..');
-const bundle = path.join(repo, 'resources', 'agent', 'tandem-agent.cjs');
 
 const SETUPS = [
   { name: 'sync1', targets: ['sync'] },
@@ -29,52 +27,13 @@ const JOBS = [
   { name: '4k', rw: 'randwrite', bs: '4k', qd: 32 },
 ] as const;
 
-function exec(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, { maxBuffer: 64 << 20, env: env ?? process.env }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout))),
-  );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-interface AgentProc { home: string; port: number; child: ChildProcess; node: string }
-
-async function startAgent(dir: string, node: string): Promise<AgentProc> {
-  const home = path.join(dir, node);
-  fs.mkdirSync(home, { recursive: true });
-  const port = await freePort();
-  const child = spawn(process.execPath, [bundle, 'run', '--node', node, '--replication', `127.0.0.1:${port}`], { env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' }, stdio: 'ignore' });
-  await waitFor(() => fs.existsSync(path.join(home, 'run', 'control.sock')), `agent ${node}`);
-  return { home, port, child, node };
-}
-
-const tandem = (a: AgentProc, ...args: string[]) => exec(process.execPath, [bundle, 'tandem', ...args], { ...process.env, TANDEM_HOME: a.home, TANDEM_PROGRAM: '' });
-
 async function fio(uri: string, rw: string, bs: string, qd: number): Promise<number> {
   const out = await exec('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, `--rw=${rw}`, `--bs=${bs}`, `--iodepth=${qd}`,
     `--size=${SIZE_MIB}M`, '--time_based', `--runtime=${RUNTIME}`, '--ramp_time=1', '--output-format=json']);
   return JSON.parse(out.slice(out.indexOf('{'))).jobs[0].write.bw_bytes / (1024 * 1024);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
 async function main(): Promise<void> {
-  if (!fs.existsSync(bundle)) throw new Error('run `npm run build` first');
   const dir = fs.mkdtempSync(path.join('/dev/shm', 'tandem-bench-mirror-'));
   const agents: AgentProc[] = [];
   let nbdkit: ChildProcess | null = null;

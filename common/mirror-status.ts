@@ -25,6 +25,8 @@ export interface TargetStatus {
   /** An asynchronous target whose queue is full: writers wait, the mirror behaves synchronously. */
   throttled: boolean;
   bytesSent: number;
+  /** Bytes the target sent back (acknowledgements, checksum replies). */
+  bytesReceived: number;
   resyncBytes: number;
   /** Chunks compared by checksum resync so far, and how many matched (were not sent). */
   checksumCompared: number;

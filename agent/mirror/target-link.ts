@@ -28,8 +28,10 @@ export interface TargetConfig {
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5_000;
-/** Resync keeps at most this many chunks sent and not yet acknowledged. */
-const RESYNC_WINDOW = 64;
+/** Resync sends runs of consecutive dirty chunks up to this size as one read and one frame… */
+const RESYNC_RUN_BYTES = 1024 * 1024;
+/** …and keeps at most this much sent and not yet acknowledged. */
+const RESYNC_WINDOW_BYTES = 32 * 1024 * 1024;
 
 interface AckWaiter {
   seq: number;
@@ -42,6 +44,7 @@ export class TargetLink {
   private generation = 0; // bumps on every (dis)connection, so a stale resync pass stops
   private state: LinkState = 'connecting';
   private sent: number[] = []; // sequence numbers sent and not yet acknowledged, ascending
+  private sentBytes: number[] = []; // frame sizes, parallel to `sent`
   private acked = 0;
   private lastSeqByChunk = new Map<number, number>();
   private pendingResync: BitSet | null = null;
@@ -68,6 +71,7 @@ export class TargetLink {
   private payloadBytes = 0; // data carried by WRITE/WRITE_Z frames…
   private payloadWireBytes = 0; // …and what those frames took on the wire
   bytesSent = 0;
+  bytesReceived = 0;
   resyncBytes = 0;
 
   constructor(
@@ -126,6 +130,7 @@ export class TargetLink {
     if (!this.ready || !this.socket) return false;
     this.writeBatched(frame);
     this.sent.push(seq);
+    this.sentBytes.push(frame.length);
     this.bytesSent += frame.length;
     this.countPayload(payloadBytes, frame.length);
     for (let c = first; c <= last; c++) {
@@ -142,6 +147,12 @@ export class TargetLink {
 
   get isSync(): boolean {
     return this.config.mode === 'sync';
+  }
+
+  private unackedResyncBytes(): number {
+    let n = 0;
+    for (const b of this.sentBytes) n += b;
+    return n;
   }
 
   private countPayload(payloadBytes: number, wireBytes: number): void {
@@ -198,6 +209,7 @@ export class TargetLink {
       queueDepth: this.sent.length,
       throttled: this.throttled,
       bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
       resyncBytes: this.resyncBytes,
       compression: this.compression,
       checksumCompared: this.checksumCompared,
@@ -237,6 +249,7 @@ export class TargetLink {
       }));
     });
     socket.on('data', (chunk: Buffer) => {
+      this.bytesReceived += chunk.length;
       let frames;
       try {
         frames = reader.push(chunk);
@@ -287,7 +300,10 @@ export class TargetLink {
     this.acked = Math.max(this.acked, seq);
     let i = 0;
     while (i < this.sent.length && (this.sent[i] as number) <= seq) i++;
-    if (i > 0) this.sent.splice(0, i);
+    if (i > 0) {
+      this.sent.splice(0, i);
+      this.sentBytes.splice(0, i);
+    }
     for (const [chunk, last] of this.lastSeqByChunk) {
       if (last <= seq) {
         this.lastSeqByChunk.delete(chunk);
@@ -327,6 +343,7 @@ export class TargetLink {
     this.hashWaiters.clear();
     this.releaseRoom();
     this.sent = [];
+    this.sentBytes = [];
     this.lastSeqByChunk.clear();
     this.pendingResync = null;
     if (wasReady) {
@@ -364,8 +381,11 @@ export class TargetLink {
       if (generation !== this.generation || !this.socket) return false;
       const seq = this.mirror.nextSeq();
       const reply = new Promise<Buffer | null>((resolve) => this.hashWaiters.set(seq, resolve));
-      this.writeBatched(encodeHashRequest(seq, first, count));
+      const request = encodeHashRequest(seq, first, count);
+      this.writeBatched(request);
       this.sent.push(seq);
+      this.sentBytes.push(request.length);
+      this.bytesSent += request.length;
       const remote = await reply;
       if (!remote || generation !== this.generation) return false;
       const newest = this.sent.length > 0 ? (this.sent[this.sent.length - 1] as number) : seq;
@@ -404,13 +424,17 @@ export class TargetLink {
       if (!(await this.checksumPass(generation, pending))) return;
     }
     let lastSeq = 0;
-    for (let c = pending.next(0); c >= 0; c = pending.next(c + 1)) {
+    for (let c = pending.next(0); c >= 0; c = pending.next(c)) {
       if (generation !== this.generation) return;
-      const release = await this.mirror.locks.lockForResync(c);
+      // A run of consecutive pending chunks goes as one read and one frame (up to RESYNC_RUN_BYTES).
+      let count = 1;
+      while (count * chunkSize < RESYNC_RUN_BYTES && c + count < pending.size && pending.get(c + count)) count++;
+      const releases: Array<() => void> = [];
       try {
+        for (let i = 0; i < count; i++) releases.push(await this.mirror.locks.lockForResync(c + i));
         if (generation !== this.generation || !this.socket) return;
         const offset = c * chunkSize;
-        const length = Math.min(chunkSize, this.mirror.size - offset);
+        const length = Math.min(count * chunkSize, this.mirror.size - offset);
         const data = await this.mirror.local.read(offset, length);
         if (generation !== this.generation || !this.socket) return;
         const seq = this.mirror.nextSeq();
@@ -420,20 +444,26 @@ export class TargetLink {
         const frame = compressed ? setFrameSeq(compressed, seq) : plain;
         this.writeBatched(frame);
         this.sent.push(seq);
+        this.sentBytes.push(frame.length);
         this.bytesSent += frame.length;
         this.countPayload(length, frame.length);
-        pending.clear(c);
-        this.lastSeqByChunk.set(c, seq);
+        for (let i = 0; i < count; i++) {
+          pending.clear(c + i);
+          this.lastSeqByChunk.set(c + i, seq);
+        }
         this.resyncBytes += length;
-        this.resyncDone++;
+        this.resyncDone += count;
         lastSeq = seq;
       } finally {
-        release();
+        for (const release of releases) release();
       }
+      c += count;
       this.sample();
-      if (this.sent.length > RESYNC_WINDOW) await this.waitAck(this.sent[this.sent.length - RESYNC_WINDOW / 2] as number);
+      // Keep at most RESYNC_WINDOW_BYTES unacknowledged: wait for the older half.
+      if (this.unackedResyncBytes() > RESYNC_WINDOW_BYTES) await this.waitAck(this.sent[Math.floor(this.sent.length / 2)] as number);
       const rate = this.mirror.resyncRate;
-      if (rate > 0) await new Promise((r) => setTimeout(r, (chunkSize * 1000) / rate));
+      if (rate > 0) await new Promise((r) => setTimeout(r, (count * chunkSize * 1000) / rate));
+      if (c >= pending.size) break;
     }
     if (lastSeq > 0) await this.waitAck(lastSeq);
     if (generation !== this.generation) return;

@@ -26,17 +26,21 @@ async function nbdcopyTime(dir: string, src: string): Promise<number> {
   await fill(dst, SIZE_MIB);
   const a = path.join(dir, 'a.sock');
   const b = path.join(dir, 'b.sock');
+  fs.rmSync(a, { force: true });
+  fs.rmSync(b, { force: true });
   const ka = spawn('nbdkit', ['--foreground', '--unix', a, 'file', src], { stdio: 'ignore' });
   const kb = spawn('nbdkit', ['--foreground', '--unix', b, 'file', dst], { stdio: 'ignore' });
+  const serving = async (sock: string) => exec('nbdinfo', ['--size', `nbd+unix:///?socket=${sock}`]).then(() => true, () => false);
   try {
-    await waitFor(() => fs.existsSync(a) && fs.existsSync(b), 'nbdkit');
+    await waitFor(async () => (await serving(a)) && (await serving(b)), 'nbdkit');
     const t0 = process.hrtime.bigint();
     await exec('nbdcopy', [`nbd+unix:///?socket=${a}`, `nbd+unix:///?socket=${b}`]);
     return Number(process.hrtime.bigint() - t0) / 1e9;
   } finally {
+    const gone = Promise.all([ka, kb].map((k) => new Promise((r) => k.once('exit', r))));
     ka.kill('SIGTERM');
     kb.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    await gone;
     fs.rmSync(dst, { force: true });
   }
 }

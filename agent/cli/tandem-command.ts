@@ -9,6 +9,7 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
 
   status [TAG] [--json]                         every mirror on this node, or one
   create TAG --disk DISK [--bitmap FILE|none] [--chunk-size BYTES] [--async-limit N] [--compress 0-9]
+             [--resync-rate BYTES_PER_SECOND]
                                                 make DISK the source of a new mirror (its NBD export
                                                 is printed: attach it and use it instead of DISK)
   accept TAG --disk DISK                        on a target node: let mirror TAG replicate into DISK
@@ -85,13 +86,14 @@ export async function runTandem(argv: string[]): Promise<number> {
       return 0;
     }
     case 'create': {
-      const { values, positionals } = parse({ disk: { type: 'string' }, bitmap: { type: 'string' }, 'chunk-size': { type: 'string' }, 'async-limit': { type: 'string' }, compress: { type: 'string' } });
+      const { values, positionals } = parse({ disk: { type: 'string' }, bitmap: { type: 'string' }, 'chunk-size': { type: 'string' }, 'async-limit': { type: 'string' }, compress: { type: 'string' }, 'resync-rate': { type: 'string' } });
       if (!values.disk) throw new UsageError('create needs --disk DISK (the source disk, partition or file)');
       const r = (await call('mirror.create', {
         tag: tagOf(positionals), disk: values.disk, bitmap: values.bitmap,
         chunkSize: values['chunk-size'] ? Number(values['chunk-size']) : undefined,
         asyncLimit: values['async-limit'] ? Number(values['async-limit']) : undefined,
         compression: values.compress ? Number(values.compress) : undefined,
+        resyncRate: values['resync-rate'] ? Number(values['resync-rate']) : undefined,
       })) as { tag: string; export: string; size: number };
       print(`created mirror ${r.tag} (${human(r.size)}); its NBD export (the NetRAID device) is ${r.export}\n`);
       return 0;
@@ -168,7 +170,7 @@ export async function runMirrorStatus(argv: string[]): Promise<number> {
 /** `mirror_settings <tag> <setting> <value>`, the manual's syntax (run on the source here). */
 export async function runMirrorSettings(argv: string[]): Promise<number> {
   const [tag, setting, value, ...extra] = argv;
-  if (!tag || !setting || value === undefined || extra.length > 0) throw new UsageError('usage: mirror_settings <tag> <setting> <value>   (setting: logdir, logmax, compress)');
+  if (!tag || !setting || value === undefined || extra.length > 0) throw new UsageError('usage: mirror_settings <tag> <setting> <value>   (setting: logdir, logmax, compress; Tandem adds resyncrate)');
   const r = (await call('mirror.settings', { tag, setting, value })) as { takesEffect: string };
   process.stdout.write(`${tag}: ${setting} set to ${value}; takes effect ${r.takesEffect}\n`);
   return 0;

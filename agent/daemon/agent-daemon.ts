@@ -173,7 +173,9 @@ export class AgentDaemon {
   private persist(): void {
     const state: StateFile = {
       version: 1,
-      sources: [...this.sources.values()].map((s) => ({ ...s.record, compression: s.mirror.compression, targets: s.mirror.links.map((l) => ({ ...l.config })) })),
+      sources: [...this.sources.values()].map((s) => ({
+        ...s.record, compression: s.mirror.compression, resyncRate: s.mirror.resyncRate, targets: s.mirror.links.map((l) => ({ ...l.config })),
+      })),
       targets: [...this.targets.values()].map((t) => t.record),
     };
     writeJsonAtomic(this.stateFile, state);
@@ -411,10 +413,15 @@ export class AgentDaemon {
           if (!/^[0-9]$/.test(value)) throw new RpcError(`compress takes a level from 0 (off) to 9 (best), not "${value}"`, -32602);
           s.mirror.compression = Number(value);
           s.record.compression = Number(value);
+        } else if (setting === 'resyncrate') {
+          // Tandem's own setting (not in the manual): resync bandwidth per target in bytes/s, 0 = unlimited.
+          if (!/^\d+$/.test(value)) throw new RpcError(`resyncrate takes bytes per second (0 = unlimited), not "${value}"`, -32602);
+          s.mirror.resyncRate = Number(value);
+          s.record.resyncRate = Number(value);
         } else if (setting === 'logdir' || setting === 'logmax') {
           throw new RpcError(`${setting} configures the rewind log, which is not available in this release yet`);
         } else {
-          throw new RpcError(`unknown setting "${setting}"; settings are logdir, logmax, compress`, -32602);
+          throw new RpcError(`unknown setting "${setting}"; settings are logdir, logmax, compress, resyncrate`, -32602);
         }
         this.persist();
         return { tag: s.record.tag, setting, value, takesEffect: 'at the next pause and resume' };

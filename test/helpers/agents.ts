@@ -34,10 +34,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startAgent(home: string, node: string, port?: number): Promise<Agent> {
+export async function startAgent(home: string, node: string, port?: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<Agent> {
   fs.mkdirSync(home, { recursive: true });
   const p = port ?? (await freePort());
-  const env = { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' };
+  const env = { ...process.env, ...extraEnv, TANDEM_HOME: home, TANDEM_PROGRAM: '' };
   const child = spawn(process.execPath, [AGENT_BUNDLE, 'run', '--node', node, '--replication', `127.0.0.1:${p}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));

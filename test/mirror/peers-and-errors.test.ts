@@ -89,6 +89,21 @@ describe('replication peers and CLI errors', () => {
     expect(sha256File(tgtDisk)).toBe(original);
   });
 
+  it('honours LKDR_ASYNC_LIMIT from the agent\'s environment, and a resync rate limit', async () => {
+    const node = await startAgent(path.join(dir, 'limited'), 'limited', undefined, { LKDR_ASYNC_LIMIT: '17' });
+    try {
+      const disk = makeDisk(path.join(dir, 'limited.img'), MiB);
+      await tandemOk(node, 'create', 'lim', '--disk', disk, '--resync-rate', '1048576');
+      expect((await node.status('lim')).asyncLimit).toBe(17);
+      const set = await node.program('mirror_settings', 'lim', 'resyncrate', '0');
+      expect(set.code, set.stderr).toBe(0);
+      const bad = await node.program('mirror_settings', 'lim', 'resyncrate', 'fast');
+      expect(bad.stderr).toContain('resyncrate takes bytes per second');
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('CLI mistakes are named with the fix', async () => {
     const noAgent = await run(process.execPath, [AGENT_BUNDLE, 'status'], { env: { ...process.env, TANDEM_HOME: path.join(dir, 'nobody'), TANDEM_PROGRAM: 'tandem' } });
     expect(noAgent.code).toBe(1);

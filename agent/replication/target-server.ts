@@ -4,9 +4,11 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { BlockStore } from '../storage/block-store.js';
+import { BufferPool } from '../storage/buffer-pool.js';
+import { adoptSocket } from '../nbd/adopt-socket.js';
 import type { Logger } from '../log.js';
 import {
-  encodeHashes, encodeRefuse, encodeSeqFrame, encodeWelcome, FrameReader, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
+  encodeHashes, encodeRefuse, encodeSeqFrame, encodeWelcome, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
   type Frame, type Hello,
 } from './wire.js';
 
@@ -24,12 +26,18 @@ const HELLO_TIMEOUT_MS = 10_000;
 /** Past this much received but not yet applied, stop reading from the source. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
+interface Queued {
+  frame: Frame;
+  /** The buffer the frame's data lives in, returned to the pool once applied. */
+  body: Buffer | null;
+}
+
 class TargetSession {
-  private readonly reader = new FrameReader();
+  private readonly assembler = new FrameAssembler();
   private hello: Hello | null = null;
   private store: BlockStore | null = null;
   private compression = 0;
-  private queue: Frame[] = [];
+  private queue: Queued[] = [];
   private queuedBytes = 0;
   private applying = false;
   private closed = false;
@@ -45,7 +53,6 @@ class TargetSession {
       if (!this.hello) this.drop('no HELLO within 10 s');
     }, HELLO_TIMEOUT_MS);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.log.debug(`replication socket error: ${e.message}`));
     socket.once('close', () => {
       clearTimeout(timer);
@@ -66,44 +73,49 @@ class TargetSession {
     this.socket.destroy();
   }
 
-  private onData(chunk: Buffer): void {
-    let frames: Frame[];
+  /** Received bytes (borrowed: copied out by the assembler). Returns false to stop reading for now. */
+  receive(bytes: Buffer): boolean {
+    if (this.closed) return false;
     try {
-      frames = this.reader.push(chunk);
+      this.assembler.feed(bytes, (f, body) => this.onFrame(f, body));
     } catch (err) {
-      // Garbage: the frames before it in this batch are not applied either, so a peer that is not
-      // speaking our protocol from its first byte never writes anything.
-      if (err instanceof ProtocolError) return this.drop(err.message);
+      // A peer that does not speak our protocol from its first byte never gets past HELLO, so it
+      // never writes anything.
+      if (err instanceof ProtocolError) {
+        this.drop(err.message);
+        return false;
+      }
       throw err;
     }
-    for (const f of frames) {
-      if (this.closed) return;
-      if (!this.hello) {
-        if (f.type !== FrameType.HELLO) return this.drop(`expected HELLO, got frame type ${f.type}`);
-        this.onHello(f.hello);
-        continue;
-      }
-      if (f.type === FrameType.WRITE_Z) {
-        if (this.compression === 0) return this.drop('compressed data although no compression was agreed');
-        let data: Buffer;
-        try {
-          data = zlib.inflateRawSync(f.compressed, { maxOutputLength: Math.max(1, f.length) });
-        } catch {
-          return this.drop('compressed data that does not inflate');
-        }
-        if (data.length !== f.length) return this.drop(`compressed data inflates to ${data.length} bytes, not ${f.length}`);
-        this.queue.push({ type: FrameType.WRITE, seq: f.seq, offset: f.offset, data });
-        this.queuedBytes += data.length;
-        continue;
-      }
-      if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH && f.type !== FrameType.HASH_REQ) {
-        return this.drop(`unexpected frame type ${f.type} from a source`);
-      }
-      this.queue.push(f);
-      if (f.type === FrameType.WRITE) this.queuedBytes += f.data.length;
-    }
-    if (this.queuedBytes > MAX_QUEUED_BYTES) this.socket.pause();
     void this.applyQueued();
+    return this.queuedBytes <= MAX_QUEUED_BYTES;
+  }
+
+  private onFrame(f: Frame, body: Buffer): void {
+    if (this.closed) return;
+    if (!this.hello) {
+      if (f.type !== FrameType.HELLO) return this.drop(`expected HELLO, got frame type ${f.type}`);
+      return this.onHello(f.hello);
+    }
+    if (f.type === FrameType.WRITE_Z) {
+      if (this.compression === 0) return this.drop('compressed data although no compression was agreed');
+      let data: Buffer;
+      try {
+        data = zlib.inflateRawSync(f.compressed, { maxOutputLength: Math.max(1, f.length) });
+      } catch {
+        return this.drop('compressed data that does not inflate');
+      }
+      BufferPool.shared.release(body);
+      if (data.length !== f.length) return this.drop(`compressed data inflates to ${data.length} bytes, not ${f.length}`);
+      this.queue.push({ frame: { type: FrameType.WRITE, seq: f.seq, offset: f.offset, data }, body: null });
+      this.queuedBytes += data.length;
+      return;
+    }
+    if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH && f.type !== FrameType.HASH_REQ) {
+      return this.drop(`unexpected frame type ${f.type} from a source`);
+    }
+    this.queue.push({ frame: f, body: f.type === FrameType.WRITE ? body : null });
+    if (f.type === FrameType.WRITE) this.queuedBytes += f.data.length;
   }
 
   private refuse(message: string): void {
@@ -143,11 +155,12 @@ class TargetSession {
         this.queue = [];
         let last = 0;
         let bytes = 0;
-        for (const f of batch) {
+        for (const { frame: f, body } of batch) {
           if (this.closed) return;
           if (f.type === FrameType.WRITE) {
             if (f.offset + f.data.length > store.size) return this.drop(`write beyond the end of ${store.description}`);
             await store.write(f.offset, [f.data], false);
+            if (body) BufferPool.shared.release(body);
             bytes += f.data.length;
             this.queuedBytes -= f.data.length;
             last = f.seq;
@@ -175,7 +188,7 @@ class TargetSession {
         await store.flush();
         if (!this.closed && last > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, last));
         this.volumes.onApplied?.(this.hello!.tag, last, bytes);
-        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume();
+        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume(); // restarts reading if receive() stopped it
       }
     } catch (err) {
       this.log.error(`applying replication for "${this.hello?.tag}" failed: ${(err as Error).message}`);
@@ -198,8 +211,12 @@ export class ReplicationListener {
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
-    const server = net.createServer((socket) => {
+    // Accepted paused and re-wrapped to read into the shared receive buffer, as the NBD export does.
+    const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
+      const holder: { session?: TargetSession } = {};
+      const socket = adoptSocket(accepted, (bytes) => (holder.session ? holder.session.receive(bytes) : true));
       const s = new TargetSession(socket, this.volumes, this.node, this.log, this.sessions);
+      holder.session = s;
       this.all.add(s);
       socket.once('close', () => this.all.delete(s));
     });

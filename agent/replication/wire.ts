@@ -17,6 +17,7 @@
 // write sequence; sequence numbers only grow but need not be contiguous.
 
 import { ByteQueue } from '../nbd/byte-queue.js';
+import { BufferPool } from '../storage/buffer-pool.js';
 
 export const PROTOCOL = 'tandem-replication';
 export const PROTOCOL_VERSION = 1;
@@ -232,5 +233,47 @@ export class FrameReader {
       out.push(decodeFrame(whole.readUInt8(4), whole.subarray(5)));
     }
     return out;
+  }
+}
+
+/**
+ * Reassembles frames from borrowed bytes (a receive buffer reused after each call): each frame's body
+ * is copied once into a buffer of its own — from the shared pool when large; hand it back with
+ * BufferPool.shared.release() when done, or leave it to the GC.
+ */
+export class FrameAssembler {
+  private readonly head = Buffer.alloc(5);
+  private headFill = 0;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+  private type = 0;
+
+  /** Calls onFrame for every complete frame; throws ProtocolError on a malformed stream. */
+  feed(bytes: Buffer, onFrame: (frame: Frame, body: Buffer) => void): void {
+    let at = 0;
+    while (at < bytes.length) {
+      if (!this.body) {
+        const k = Math.min(5 - this.headFill, bytes.length - at);
+        bytes.copy(this.head, this.headFill, at, at + k);
+        this.headFill += k;
+        at += k;
+        if (this.headFill < 5) return;
+        this.headFill = 0;
+        const length = this.head.readUInt32BE(0);
+        if (length < 1 || length > MAX_FRAME) throw new ProtocolError(`frame length ${length} out of bounds`);
+        this.type = this.head.readUInt8(4);
+        this.body = length - 1 >= 4096 ? BufferPool.shared.acquire(length - 1) : Buffer.allocUnsafe(length - 1);
+        this.bodyFill = 0;
+      }
+      const k = Math.min(this.body.length - this.bodyFill, bytes.length - at);
+      bytes.copy(this.body, this.bodyFill, at, at + k);
+      this.bodyFill += k;
+      at += k;
+      if (this.bodyFill === this.body.length) {
+        const body = this.body;
+        this.body = null;
+        onFrame(decodeFrame(this.type, body), body);
+      }
+    }
   }
 }

@@ -118,6 +118,7 @@ describe('kill -9 of the source agent under load', () => {
     // A prefix: blocks 0..held-1 present, nothing after.
     expect(onTarget.slice(0, held).every(Boolean)).toBe(true);
     expect(onTarget.slice(held).some(Boolean)).toBe(false);
-    expect(held).toBeGreaterThanOrEqual(1500);
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(acked.size); // the frozen target missed the tail the client saw acknowledged
   });
 });

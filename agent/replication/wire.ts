@@ -117,13 +117,16 @@ export function setFrameSeq(frame: Buffer, seq: number): Buffer {
   return frame;
 }
 
-export function encodeHashRequest(seq: number, first: number, count: number): Buffer {
-  const b = frame(FrameType.HASH_REQ, 20);
-  b.writeBigUInt64BE(BigInt(seq), 5);
-  b.writeBigUInt64BE(BigInt(first), 13);
-  b.writeUInt32BE(count, 21);
-  return b;
+/** The frames made of a sequence number, a u64 and a u32 (ZERO, HASH_REQ). */
+function encodeSeqU64U32(type: number, seq: number, a: number, b: number): Buffer {
+  const f = frame(type, 20);
+  f.writeBigUInt64BE(BigInt(seq), 5);
+  f.writeBigUInt64BE(BigInt(a), 13);
+  f.writeUInt32BE(b, 21);
+  return f;
 }
+
+export const encodeHashRequest = (seq: number, first: number, count: number): Buffer => encodeSeqU64U32(FrameType.HASH_REQ, seq, first, count);
 
 export function encodeHashes(seq: number, first: number, hashes: Buffer[]): Buffer {
   const b = frame(FrameType.HASHES, 20 + hashes.length * HASH_LENGTH);
@@ -134,13 +137,7 @@ export function encodeHashes(seq: number, first: number, hashes: Buffer[]): Buff
   return b;
 }
 
-export function encodeZero(seq: number, offset: number, length: number): Buffer {
-  const b = frame(FrameType.ZERO, 20);
-  b.writeBigUInt64BE(BigInt(seq), 5);
-  b.writeBigUInt64BE(BigInt(offset), 13);
-  b.writeUInt32BE(length, 21);
-  return b;
-}
+export const encodeZero = (seq: number, offset: number, length: number): Buffer => encodeSeqU64U32(FrameType.ZERO, seq, offset, length);
 
 export function encodeSeqFrame(type: typeof FrameType.FLUSH | typeof FrameType.ACK, seq: number): Buffer {
   const b = frame(type, 8);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { MirrorStatus, TargetStatus } from '../../common/mirror-status.js';
-import { AGENT_BUNDLE, run, type RunResult } from './tools.js';
+import { AGENT_BUNDLE, run, waitForOutput, type RunResult } from './tools.js';
 
 export interface Agent {
   node: string;
@@ -43,20 +43,7 @@ export async function startAgent(home: string, node: string, port?: number, extr
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`agent ${node} did not start: ${out}`)), 15_000);
-    const check = () => {
-      if (out.includes(' running: ')) {
-        clearTimeout(t);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', check);
-    void exited.then((c) => {
-      clearTimeout(t);
-      reject(new Error(`agent ${node} exited ${c}: ${out}`));
-    });
-  });
+  await waitForOutput(child, exited, () => out.includes(' running: '), () => `agent ${node} did not start: ${out}`);
   const cli = (program: string, args: string[]) =>
     run(process.execPath, [AGENT_BUNDLE, ...args], { env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: program }, timeoutMs: 60_000 });
   return {

@@ -64,6 +64,25 @@ export function nbdUri(socket: string, name = ''): string {
   return `nbd+unix:///${name}?socket=${socket}`;
 }
 
+/** Resolves once `ready()` is true after some output, rejects if the program exits first or after 15 s. */
+export function waitForOutput(child: ChildProcess, exited: Promise<number | null>, ready: () => boolean, describe: () => string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out: ${describe()}`)), 15_000);
+    const check = () => {
+      if (ready()) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code}: ${describe()}`));
+    });
+  });
+}
+
 export interface RunningExport {
   socket: string;
   uri: string;
@@ -87,20 +106,7 @@ export async function startExport(args: { file: string; socket: string; readOnly
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (err += c));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`export did not start in time; stderr: ${err}`)), 15_000);
-    const check = () => {
-      if (out.includes('serving ')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`export exited with ${code} before serving; stderr: ${err}`));
-    });
-  });
+  await waitForOutput(child, exited, () => out.includes('serving '), () => `export did not start; stderr: ${err}`);
   return {
     socket: args.socket,
     uri: nbdUri(args.socket),

@@ -149,7 +149,14 @@ export class SourceMirror implements BlockStore, MirrorCore {
           waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
         }
       }
-      await local();
+      try {
+        await local();
+      } catch (err) {
+        // The targets may already have what the source disk failed to take: keep these chunks dirty
+        // (not cleared by the acknowledgements) so the difference shows and the next resync fixes it.
+        for (const link of connected) link.keepDirty(first, last);
+        throw err;
+      }
       await Promise.all(waits);
     } finally {
       this.locks.endWrite(first, last);

@@ -47,6 +47,8 @@ export class TargetLink {
   private sentBytes: number[] = []; // frame sizes, parallel to `sent`
   private acked = 0;
   private lastSeqByChunk = new Map<number, number>();
+  /** Chunks only a resync may clear (the source disk failed a write the target may have applied). */
+  private readonly sticky = new Set<number>();
   private pendingResync: BitSet | null = null;
   private ackWaiters: AckWaiter[] = [];
   private roomWaiters: Array<() => void> = [];
@@ -112,6 +114,14 @@ export class TargetLink {
     this.connect();
   }
 
+  /** Chunks [first, last] stay dirty whatever is acknowledged, until a resync sends them again. */
+  keepDirty(first: number, last: number): void {
+    for (let c = first; c <= last; c++) {
+      this.lastSeqByChunk.delete(c);
+      this.sticky.add(c);
+    }
+  }
+
   /** Makes the next resync pass a checksum pass (compare hashes, send only what differs). */
   useChecksumNextResync(): void {
     this.checksumNext = true;
@@ -135,7 +145,7 @@ export class TargetLink {
     this.countPayload(payloadBytes, frame.length);
     for (let c = first; c <= last; c++) {
       // A chunk still waiting for its resync holds stale bytes beyond this write: only resync clears it.
-      if (!this.pendingResync?.get(c)) this.lastSeqByChunk.set(c, seq);
+      if (!this.pendingResync?.get(c) && !this.sticky.has(c)) this.lastSeqByChunk.set(c, seq);
     }
     return true;
   }
@@ -395,6 +405,7 @@ export class TargetLink {
         const c = first + i;
         this.checksumMatched++;
         pending.clear(c);
+        this.sticky.delete(c);
         this.resyncDone++;
         // Clears the bit once everything sent so far (including writes to this chunk) is acknowledged.
         this.lastSeqByChunk.set(c, Math.max(newest, this.lastSeqByChunk.get(c) ?? 0));
@@ -449,6 +460,7 @@ export class TargetLink {
         this.countPayload(length, frame.length);
         for (let i = 0; i < count; i++) {
           pending.clear(c + i);
+          this.sticky.delete(c + i);
           this.lastSeqByChunk.set(c + i, seq);
         }
         this.resyncBytes += length;

@@ -191,8 +191,11 @@ class TargetSession {
         if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume(); // restarts reading if receive() stopped it
       }
     } catch (err) {
-      this.log.error(`applying replication for "${this.hello?.tag}" failed: ${(err as Error).message}`);
-      this.socket.destroy();
+      const message = `writing ${store.description} on ${this.node} failed: ${(err as Error).message}; check that disk`;
+      this.log.error(`applying replication for "${this.hello?.tag}": ${message}`);
+      // Tell the source why (it shows the reason in its status), then hang up.
+      this.closed = true;
+      this.socket.end(encodeRefuse(message));
     } finally {
       this.applying = false;
     }

@@ -89,6 +89,7 @@ describe('real NBD clients', () => {
     const out = await runOk('fio', [
       '--name=verify', '--ioengine=nbd', `--uri=${exp.uri}`, '--rw=randwrite', '--bs=4k', '--bsrange=512-128k',
       '--iodepth=32', '--size=32M', '--offset=16M', '--verify=crc32c', '--verify_fatal=1', '--do_verify=1',
+      '--verify_state_save=0', // fio would otherwise leave a state file in the working directory
       '--output-format=json',
     ], { timeoutMs: 180_000 });
     const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];

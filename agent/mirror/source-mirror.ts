@@ -21,7 +21,6 @@ export interface SourceMirrorOptions {
   compression?: number;
 }
 
-
 export class SourceMirror implements BlockStore, MirrorCore {
   readonly tag: string;
   readonly node: string;
@@ -56,9 +55,11 @@ export class SourceMirror implements BlockStore, MirrorCore {
   get description(): string {
     return `mirror ${this.tag} (${this.local.description})`;
   }
-  get canFastZero(): boolean {
-    return this.local.canFastZero;
-  }
+  /**
+   * Not offered: a FAST_ZERO the local disk refuses would already be on its way to the targets.
+   * Clients then zero by writing, which replicates like any write.
+   */
+  readonly canFastZero = false;
   /** write() copies the data into its replication frame before returning (see write()). */
   readonly syncWriteMax = Number.MAX_SAFE_INTEGER;
 

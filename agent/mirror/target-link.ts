@@ -47,6 +47,9 @@ export class TargetLink {
   private sentBytes: number[] = []; // frame sizes, parallel to `sent`
   private acked = 0;
   private lastSeqByChunk = new Map<number, number>();
+  /** (seq, chunk) in the order noted, so an acknowledgement only looks at what it covers. */
+  private clearQueue: Array<[number, number]> = [];
+  private clearHead = 0;
   /** Chunks only a resync may clear (the source disk failed a write the target may have applied). */
   private readonly sticky = new Set<number>();
   private pendingResync: BitSet | null = null;
@@ -145,7 +148,7 @@ export class TargetLink {
     this.countPayload(payloadBytes, frame.length);
     for (let c = first; c <= last; c++) {
       // A chunk still waiting for its resync holds stale bytes beyond this write: only resync clears it.
-      if (!this.pendingResync?.get(c) && !this.sticky.has(c)) this.lastSeqByChunk.set(c, seq);
+      if (!this.pendingResync?.get(c) && !this.sticky.has(c)) this.noteChunk(c, seq);
     }
     return true;
   }
@@ -157,6 +160,12 @@ export class TargetLink {
 
   get isSync(): boolean {
     return this.config.mode === 'sync';
+  }
+
+  /** The chunk's bit may be cleared once `seq` is acknowledged (unless a later message touches it). */
+  private noteChunk(chunk: number, seq: number): void {
+    this.lastSeqByChunk.set(chunk, seq);
+    this.clearQueue.push([seq, chunk]);
   }
 
   private unackedResyncBytes(): number {
@@ -314,11 +323,18 @@ export class TargetLink {
       this.sent.splice(0, i);
       this.sentBytes.splice(0, i);
     }
-    for (const [chunk, last] of this.lastSeqByChunk) {
-      if (last <= seq) {
+    const q = this.clearQueue;
+    while (this.clearHead < q.length && (q[this.clearHead] as [number, number])[0] <= seq) {
+      const [noted, chunk] = q[this.clearHead++] as [number, number];
+      // Only the last message that touched the chunk clears it (a later one may still be in flight).
+      if (this.lastSeqByChunk.get(chunk) === noted) {
         this.lastSeqByChunk.delete(chunk);
         this.mirror.log.clear(this.slot, chunk);
       }
+    }
+    if (this.clearHead > 4096 && this.clearHead * 2 > q.length) {
+      this.clearQueue = q.slice(this.clearHead);
+      this.clearHead = 0;
     }
     while (this.ackWaiters.length > 0 && (this.ackWaiters[0] as AckWaiter).seq <= seq) this.ackWaiters.shift()!.resolve();
     if (this.sent.length < this.mirror.asyncLimit) this.releaseRoom();
@@ -355,6 +371,8 @@ export class TargetLink {
     this.sent = [];
     this.sentBytes = [];
     this.lastSeqByChunk.clear();
+    this.clearQueue = [];
+    this.clearHead = 0;
     this.pendingResync = null;
     if (wasReady) {
       this.lastError = `lost the connection to ${this.config.node} at ${this.config.address}`;
@@ -408,7 +426,7 @@ export class TargetLink {
         this.sticky.delete(c);
         this.resyncDone++;
         // Clears the bit once everything sent so far (including writes to this chunk) is acknowledged.
-        this.lastSeqByChunk.set(c, Math.max(newest, this.lastSeqByChunk.get(c) ?? 0));
+        this.noteChunk(c, Math.max(newest, this.lastSeqByChunk.get(c) ?? 0));
       }
       this.sample();
       first += count;
@@ -461,7 +479,7 @@ export class TargetLink {
         for (let i = 0; i < count; i++) {
           pending.clear(c + i);
           this.sticky.delete(c + i);
-          this.lastSeqByChunk.set(c + i, seq);
+          this.noteChunk(c + i, seq);
         }
         this.resyncBytes += length;
         this.resyncDone += count;

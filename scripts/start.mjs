@@ -17,7 +17,9 @@ console.log(`Tandem console
   The desktop console (Electron) and its browser mode are not built yet.
   Electron binary: ${electronBinary ?? 'not installed here (installed with ELECTRON_SKIP_BINARY_DOWNLOAD=1 or unavailable); the console will fall back to browser mode'}
 
-What works today: the node agent's NBD export.
+What works today: the node agent — NBD export and mirroring, driven by its CLIs.
   npm run build
-  npx tandem-agent export --file disk.img --socket /run/tandem/disk.sock
+  npx tandem-agent export --file disk.img --socket /var/tmp/disk.sock
+  npx tandem-agent run --node NAME     # the node daemon; then: npx tandem help
+The two-node mirror recipe is in docs/cli.md.
 See README.md.`);

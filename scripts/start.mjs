@@ -20,6 +20,6 @@ console.log(`Tandem console
 What works today: the node agent — NBD export and mirroring, driven by its CLIs.
   npm run build
   npx tandem-agent export --file disk.img --socket /var/tmp/disk.sock
-  npx tandem-agent run --node NAME     # the node daemon; then: npx tandem help
+  npx tandem-agent run --node NAME     # the node daemon; then: npx tandem-agent tandem help
 The two-node mirror recipe is in docs/cli.md.
 See README.md.`);

@@ -10,7 +10,7 @@ import { IntentLog, MAX_TARGETS, BitmapFileError } from '../intent-log/bitmap.js
 import { makeExport } from '../nbd/export.js';
 import { NbdServer, SimpleCatalog } from '../nbd/server.js';
 import { SourceMirror } from '../mirror/source-mirror.js';
-import { splitAddress, type TargetConfig } from '../mirror/target-link.js';
+import { splitAddress, type TargetConfig, type TargetLink } from '../mirror/target-link.js';
 import { ReplicationListener } from '../replication/target-server.js';
 import { ControlServer, RpcError, type Handler } from '../control/json-rpc.js';
 import type { Logger } from '../log.js';
@@ -275,7 +275,7 @@ export class AgentDaemon {
     return s;
   }
 
-  private selectLinks(s: SourceEntry, nodes: unknown): ReturnType<SourceMirror['links']['slice']> {
+  private selectLinks(s: SourceEntry, nodes: unknown): TargetLink[] {
     if (!Array.isArray(nodes) || nodes.length === 0) return s.mirror.links.slice();
     return nodes.map((n) => {
       const l = s.mirror.links.find((x) => x.config.node === n);

@@ -143,12 +143,10 @@ export class SourceMirror implements BlockStore, MirrorCore {
       const seq = this.nextSeq();
       const waits: Promise<void>[] = [];
       const connected = this.links.filter((l) => l.connected);
-      if (connected.length > 0) {
-        for (const link of connected) {
-          // One frame for all targets (and one compressed frame for those that agreed to compression).
-          if (!link.send(frameFor(seq, link.compression), seq, first, last, length)) continue;
-          waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
-        }
+      for (const link of connected) {
+        // One frame for all targets (and one compressed frame for those that agreed to compression).
+        if (!link.send(frameFor(seq, link.compression), seq, first, last, length)) continue;
+        waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
       }
       try {
         await local();

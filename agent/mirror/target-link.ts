@@ -6,7 +6,7 @@ import { BitSet } from '../intent-log/bitmap.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import type { Logger } from '../log.js';
 import {
-  encodeHashRequest, encodeHello, encodeWrite, FrameReader, FrameType, HASH_LENGTH, MAX_HASH_CHUNKS, PROTOCOL, PROTOCOL_VERSION,
+  encodeHashRequest, encodeHello, encodeWrite, FrameAssembler, FrameType, HASH_LENGTH, MAX_HASH_CHUNKS, PROTOCOL, PROTOCOL_VERSION,
   ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH,
 } from '../replication/wire.js';
 import { compressWrite } from './compress.js';
@@ -61,7 +61,6 @@ export class TargetLink {
   private lastError = '';
   private throttled = false;
   private resyncTotal = 0;
-  private resyncDone = 0;
   private resyncSamples: Array<[number, number]> = []; // [time, resyncBytes]
   private clearTimer: NodeJS.Timeout | null = null;
   private corked = false;
@@ -260,7 +259,7 @@ export class TargetLink {
     this.socket = socket;
     this.state = 'connecting';
     socket.setNoDelay(true);
-    const reader = new FrameReader();
+    const reader = new FrameAssembler();
     socket.once('connect', () => {
       socket.write(encodeHello({
         protocol: PROTOCOL, version: PROTOCOL_VERSION, tag: this.mirror.tag, size: this.mirror.size,
@@ -424,7 +423,6 @@ export class TargetLink {
         this.checksumMatched++;
         pending.clear(c);
         this.sticky.delete(c);
-        this.resyncDone++;
         // Clears the bit once everything sent so far (including writes to this chunk) is acknowledged.
         this.noteChunk(c, Math.max(newest, this.lastSeqByChunk.get(c) ?? 0));
       }
@@ -441,7 +439,6 @@ export class TargetLink {
     const pending = new BitSet(bits.size, Buffer.from(bits.bytes));
     this.pendingResync = pending;
     this.resyncTotal = pending.count();
-    this.resyncDone = 0;
     this.resyncSamples = [];
     if (this.resyncTotal > 0) {
       this.state = 'resyncing';
@@ -482,7 +479,6 @@ export class TargetLink {
           this.noteChunk(c + i, seq);
         }
         this.resyncBytes += length;
-        this.resyncDone += count;
         lastSeq = seq;
       } finally {
         for (const release of releases) release();

@@ -16,25 +16,6 @@ export class ByteQueue {
     this.total += chunk.length;
   }
 
-  /** The first n bytes without removing them (n must be queued). */
-  peek(n: number): Buffer {
-    const first = this.chunks[0];
-    if (first && first.length - this.head >= n) return first.subarray(this.head, this.head + n);
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    let i = 0;
-    let pos = this.head;
-    while (filled < n) {
-      const c = this.chunks[i] as Buffer;
-      const k = Math.min(c.length - pos, n - filled);
-      c.copy(out, filled, pos, pos + k);
-      filled += k;
-      i++;
-      pos = 0;
-    }
-    return out;
-  }
-
   /** Removes and returns exactly n bytes; the caller checks `length` first. */
   take(n: number): Buffer {
     if (n > this.total) throw new RangeError(`take(${n}) with only ${this.total} bytes queued`);
@@ -55,33 +36,6 @@ export class ByteQueue {
       this.advance(k);
     }
     return out;
-  }
-
-  /** Removes exactly n bytes as the received pieces themselves, without copying. */
-  takeChunks(n: number): Buffer[] {
-    if (n > this.total) throw new RangeError(`takeChunks(${n}) with only ${this.total} bytes queued`);
-    const out: Buffer[] = [];
-    let left = n;
-    while (left > 0) {
-      const c = this.chunks[0] as Buffer;
-      const k = Math.min(c.length - this.head, left);
-      out.push(c.subarray(this.head, this.head + k));
-      this.advance(k);
-      left -= k;
-    }
-    return out;
-  }
-
-  /** Drops up to n bytes; returns how many were dropped. */
-  skip(n: number): number {
-    let dropped = 0;
-    while (dropped < n && this.chunks.length > 0) {
-      const c = this.chunks[0] as Buffer;
-      const k = Math.min(c.length - this.head, n - dropped);
-      this.advance(k);
-      dropped += k;
-    }
-    return dropped;
   }
 
   /** Everything still queued, as one buffer (used when handing the stream to the next phase). */

@@ -16,7 +16,6 @@
 // The target applies messages strictly in order, so at any moment it holds a prefix of the source's
 // write sequence; sequence numbers only grow but need not be contiguous.
 
-import { ByteQueue } from '../nbd/byte-queue.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 
 export const PROTOCOL = 'tandem-replication';
@@ -214,25 +213,6 @@ export function decodeFrame(type: number, body: Buffer): Frame {
   }
 }
 
-/** Splits a byte stream into frames. Feed it chunks (kept, not copied); it returns every complete frame. */
-export class FrameReader {
-  private readonly queue = new ByteQueue();
-
-  push(chunk: Buffer): Frame[] {
-    this.queue.push(chunk);
-    const out: Frame[] = [];
-    while (this.queue.length >= 5) {
-      const head = this.queue.peek(5);
-      const length = head.readUInt32BE(0);
-      if (length < 1 || length > MAX_FRAME) throw new ProtocolError(`frame length ${length} out of bounds`);
-      if (this.queue.length < 4 + length) break;
-      const whole = this.queue.take(4 + length);
-      out.push(decodeFrame(whole.readUInt8(4), whole.subarray(5)));
-    }
-    return out;
-  }
-}
-
 /**
  * Reassembles frames from borrowed bytes (a receive buffer reused after each call): each frame's body
  * is copied once into a buffer of its own — from the shared pool when large; hand it back with
@@ -272,5 +252,12 @@ export class FrameAssembler {
         onFrame(decodeFrame(this.type, body), body);
       }
     }
+  }
+
+  /** The frames completed by `bytes` (with what came before), as an array. */
+  push(bytes: Buffer): Frame[] {
+    const out: Frame[] = [];
+    this.feed(bytes, (f) => out.push(f));
+    return out;
   }
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeHello, encodeWrite, FrameReader, FrameType, PROTOCOL } from '../../agent/replication/wire.js';
+import { encodeHello, encodeWrite, FrameAssembler, FrameType, PROTOCOL } from '../../agent/replication/wire.js';
 import { makeDisk, startAgent, tandemOk, waitTargets, type Agent } from '../helpers/agents.js';
 import { makeRandomFile, sha256File, tempDir, AGENT_BUNDLE, run } from '../helpers/tools.js';
 
@@ -65,7 +65,7 @@ describe('replication peers and CLI errors', () => {
   it('refuses an unknown protocol version with a message, then writes nothing it is sent', async () => {
     const hello = encodeHello({ protocol: PROTOCOL, version: 99, tag: 'vol', size: 8 * MiB, chunkSize: 65536, source: 'mallory' });
     const back = await talk(eve.address, Buffer.concat([hello, encodeWrite(1, 0, [Buffer.alloc(4096, 0xee)])]));
-    const [frame] = new FrameReader().push(back);
+    const [frame] = new FrameAssembler().push(back);
     expect(frame!.type).toBe(FrameType.REFUSE);
     expect((frame as { message: string }).message).toMatch(/unsupported replication protocol .* version 99.*Upgrade both agents/);
     expect(sha256File(tgtDisk)).toBe(original);
@@ -73,7 +73,7 @@ describe('replication peers and CLI errors', () => {
 
   it('refuses a mirror the node is not a target of, saying what to run', async () => {
     const hello = encodeHello({ protocol: PROTOCOL, version: 1, tag: 'other', size: MiB, chunkSize: 65536, source: 'adam' });
-    const [frame] = new FrameReader().push(await talk(eve.address, hello));
+    const [frame] = new FrameAssembler().push(await talk(eve.address, hello));
     expect((frame as { message: string }).message).toContain('tandem accept other --disk DISK');
   });
 

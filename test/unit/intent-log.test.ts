@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BitSet, chunkRange, IntentLog } from '../../agent/intent-log/bitmap.js';
 import { ChunkLocks } from '../../agent/mirror/chunk-locks.js';
-import { decodeFrame, encodeWrite, FrameReader, FrameType, ProtocolError } from '../../agent/replication/wire.js';
+import { decodeFrame, encodeWrite, FrameAssembler, FrameType, ProtocolError } from '../../agent/replication/wire.js';
 import { tempDir } from '../helpers/tools.js';
 
 describe('BitSet', () => {
@@ -96,12 +96,12 @@ describe('ChunkLocks', () => {
 describe('replication frames', () => {
   it('splits a stream at any boundary and refuses bad lengths and unknown types', () => {
     const f = encodeWrite(7, 4096, [Buffer.from('ab'), Buffer.from('cd')]);
-    const r = new FrameReader();
+    const r = new FrameAssembler();
     const out = [...r.push(f.subarray(0, 3)), ...r.push(f.subarray(3, 10)), ...r.push(f.subarray(10))];
     expect(out).toHaveLength(1);
     expect(out[0]).toMatchObject({ type: FrameType.WRITE, seq: 7, offset: 4096 });
     expect((out[0] as { data: Buffer }).data.toString()).toBe('abcd');
-    expect(() => new FrameReader().push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1]))).toThrow(ProtocolError);
+    expect(() => new FrameAssembler().push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1]))).toThrow(ProtocolError);
     expect(() => decodeFrame(42, Buffer.alloc(0))).toThrow(/unknown frame type 42/);
     expect(() => decodeFrame(FrameType.HELLO, Buffer.from('{"protocol":1}'))).toThrow(/HELLO lacks/);
     const req = Buffer.alloc(20);

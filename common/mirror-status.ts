@@ -3,10 +3,10 @@
 export type ReplicationMode = 'sync' | 'async';
 
 /** What the link to one target is doing. */
-export type LinkState = 'connecting' | 'resyncing' | 'mirroring' | 'paused';
+export type LinkState = 'connecting' | 'resyncing' | 'mirroring' | 'paused' | 'split-brain' | 'refused';
 
-/** The manual's mirror status words. */
-export type MirrorStatusWord = 'Fully Operational' | 'Paused' | 'Resyncing' | 'Out Of Sync';
+/** The manual's mirror status words (and "Split Brain", its Troubleshooting entry, made visible). */
+export type MirrorStatusWord = 'Fully Operational' | 'Paused' | 'Resyncing' | 'Out Of Sync' | 'Split Brain';
 
 export interface TargetStatus {
   node: string;
@@ -45,6 +45,21 @@ export interface MirrorStatus {
   node: string;
   disk: string;
   size: number;
+  /**
+   * Source: 'in service', 'starting' (looking for its targets before serving), 'out of service'.
+   * Target: 'target', 'resyncing', 'target (source not connected)', 'out of sync'.
+   */
+  state: string;
+  /** The manual's flags: last_owner (this node is, or was last, the source) and data_corrupt. */
+  lastOwner: boolean;
+  dataCorrupt: boolean;
+  /** The generation id of this node's copy. */
+  generation: string;
+  /** Target: its data is a usable copy (not in, or interrupted in, a resync). */
+  consistent?: boolean;
+  /** Target: the node it last knew as source. */
+  lastSource?: string | null;
+  rewindLog: { dir: string; maxBytes: number };
   /** Path of the NBD socket on the source (the NetRAID device's export). */
   exportSocket: string | null;
   bitmap: { file: string | null; chunkSize: number; chunks: number };

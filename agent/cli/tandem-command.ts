@@ -1,4 +1,5 @@
 // `tandem` and the manual's `mirror_status` / `mirror_action`: CLIs over the local agent's control socket.
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { callAgent } from '../control/json-rpc.js';
 import { agentPaths } from '../daemon/home.js';
@@ -21,6 +22,12 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
   delete TAG                                    on the source: remove the mirror (data stays on DISK)
   pause|resume TAG [NODE ...]                   on the source, for all or the named targets
   fullresync TAG [--checksum] [NODE ...]        resend everything (--checksum: only chunks whose hash differs)
+  inservice TAG                                 bring the mirror in service on this node: on a target in
+                                                sync, a switchover (or a failover if its source is lost)
+  outofservice TAG                              on the source: stop the export and replication (the bitmap
+                                                keeps what changes meanwhile)
+  resolve TAG --survivor NODE                   after a split brain, on the node whose changes are to be
+                                                discarded: it becomes a target of NODE and is resynced
 `;
 
 function controlSocket(): string {
@@ -43,10 +50,11 @@ export function formatStatusTable(mirrors: MirrorStatus[]): string {
   const lines: string[] = [];
   for (const m of mirrors) {
     if (m.role === 'target') {
-      lines.push(`${m.tag}: target on ${m.node}, ${m.disk} (${human(m.size)}), source ${m.source ? `${m.source} connected` : 'not connected'}${m.exportSocket ? `; readable (read-only) at ${m.exportSocket}` : ''}`);
+      lines.push(`${m.tag}: target on ${m.node}, ${m.state}, ${m.disk} (${human(m.size)}), source ${m.source ? `${m.source} connected` : `${m.lastSource ?? 'none'} not connected`}${m.exportSocket ? `; readable (read-only) at ${m.exportSocket}` : ''}`);
       continue;
     }
-    lines.push(`${m.tag}: source on ${m.node}, ${m.disk} (${human(m.size)}), export ${m.exportSocket}`);
+    const flags = [m.lastOwner ? 'last_owner' : '', m.dataCorrupt ? 'data_corrupt' : ''].filter(Boolean).join(', ');
+    lines.push(`${m.tag}: source on ${m.node}, ${m.state}, ${m.disk} (${human(m.size)})${m.exportSocket ? `, export ${m.exportSocket}` : ''}${flags ? ` [${flags}]` : ''}`);
     for (const t of m.targets) {
       const extra = t.status === 'Resyncing'
         ? ` ${Math.round(t.resyncSpeed / 1024)}K/sec${t.etaSeconds !== null ? ` ETA ${t.etaSeconds}s` : ''}`
@@ -89,7 +97,7 @@ export async function runTandem(argv: string[]): Promise<number> {
       const { values, positionals } = parse({ disk: { type: 'string' }, bitmap: { type: 'string' }, 'chunk-size': { type: 'string' }, 'async-limit': { type: 'string' }, compress: { type: 'string' }, 'resync-rate': { type: 'string' } });
       if (!values.disk) throw new UsageError('create needs --disk DISK (the source disk, partition or file)');
       const r = (await call('mirror.create', {
-        tag: tagOf(positionals), disk: values.disk, bitmap: values.bitmap,
+        tag: tagOf(positionals), disk: path.resolve(values.disk), bitmap: values.bitmap && values.bitmap !== 'none' ? path.resolve(values.bitmap) : values.bitmap,
         chunkSize: values['chunk-size'] ? Number(values['chunk-size']) : undefined,
         asyncLimit: values['async-limit'] ? Number(values['async-limit']) : undefined,
         compression: values.compress ? Number(values.compress) : undefined,
@@ -101,7 +109,7 @@ export async function runTandem(argv: string[]): Promise<number> {
     case 'accept': {
       const { values, positionals } = parse({ disk: { type: 'string' } });
       if (!values.disk) throw new UsageError('accept needs --disk DISK (the target disk, partition or file)');
-      const r = (await call('mirror.accept', { tag: tagOf(positionals), disk: values.disk })) as { replication: string };
+      const r = (await call('mirror.accept', { tag: tagOf(positionals), disk: path.resolve(values.disk) })) as { replication: string };
       print(`${values.disk} is ready to be a target of ${positionals[0]}; the source connects to ${r.replication}\n`);
       return 0;
     }
@@ -140,8 +148,24 @@ export async function runTandem(argv: string[]): Promise<number> {
     case 'fullresync': {
       const { values, positionals } = parse(command === 'fullresync' ? { checksum: { type: 'boolean', default: false } } : {});
       const tag = tagOf(positionals);
-      const r = (await call(`mirror.${command}`, { tag, targets: positionals.slice(1), checksum: values.checksum === true })) as Record<string, string[]>;
+      const params: Record<string, unknown> = { tag, targets: positionals.slice(1) };
+      if (command === 'fullresync') params.checksum = values.checksum === true;
+      const r = (await call(`mirror.${command}`, params)) as Record<string, string[]>;
       print(`${command}: ${tag} -> ${(r[command === 'fullresync' ? 'fullresync' : command === 'pause' ? 'paused' : 'resumed'] ?? []).join(', ') || 'no targets'}\n`);
+      return 0;
+    }
+    case 'inservice':
+    case 'outofservice': {
+      const { positionals } = parse({});
+      const r = (await call(`mirror.${command}`, { tag: tagOf(positionals) })) as { message: string };
+      print(`${r.message}\n`);
+      return 0;
+    }
+    case 'resolve': {
+      const { values, positionals } = parse({ survivor: { type: 'string' } });
+      if (!values.survivor) throw new UsageError('resolve needs --survivor NODE (the node whose data is kept)');
+      const r = (await call('mirror.resolve', { tag: tagOf(positionals), survivor: values.survivor })) as { message: string };
+      print(`${r.message}\n`);
       return 0;
     }
     case undefined:
@@ -160,9 +184,11 @@ export async function runMirrorStatus(argv: string[]): Promise<number> {
   if (!tag || argv.length > 1) throw new UsageError('usage: mirror_status <tag>');
   const [m] = (await call('mirror.status', { tag })) as MirrorStatus[];
   if (m!.role === 'target') {
-    process.stdout.write(`${tag}: this node (${m!.node}) is a target; run mirror_status on the source${m!.source ? ` (${m!.source})` : ''}\n`);
+    const from = m!.source ?? m!.lastSource;
+    process.stdout.write(`${tag}: this node (${m!.node}) is a target (${m!.state}); run mirror_status on the source${from ? ` (${from})` : ''}\n`);
     return 0;
   }
+  if (m!.state !== 'in service') process.stdout.write(`${tag}: ${m!.state} on ${m!.node}${m!.dataCorrupt ? ' (data_corrupt)' : ''}\n`);
   process.stdout.write(formatMirrorStatus(m!));
   return 0;
 }
@@ -181,9 +207,16 @@ export async function runMirrorAction(argv: string[]): Promise<number> {
   const [tag, action, source, ...targets] = argv;
   const usage = 'usage: mirror_action <tag> <action> <source> [target(s)]   (action: pause, resume, force, fullresync)';
   if (!tag || !action || !source) throw new UsageError(usage);
-  if (action === 'force') throw new UsageError('mirror_action force (Force Mirror Online) is not available in this release yet: it comes with the failover rules');
-  if (!['pause', 'resume', 'fullresync'].includes(action)) throw new UsageError(`unknown action "${action}"\n${usage}`);
+  if (!['pause', 'resume', 'fullresync', 'force'].includes(action)) throw new UsageError(`unknown action "${action}"\n${usage}`);
   const info = (await call('agent.info')) as { node: string };
+  if (action === 'force') {
+    // Force Mirror Online: `mirror_action <tag> force <node>`, run on that node.
+    if (targets.length > 0) throw new UsageError(`force takes one system, the one to bring in service: mirror_action ${tag} force ${source}`);
+    if (info.node !== source) throw new UsageError(`this node is ${info.node}: run mirror_action ${tag} force ${source} on ${source}`);
+    const r = (await call('mirror.inservice', { tag, force: true })) as { message: string };
+    process.stdout.write(`${r.message}\n`);
+    return 0;
+  }
   if (info.node !== source) {
     throw new UsageError(`this node is ${info.node}, but the source given is ${source}: run mirror_action on the source node (${source})`);
   }

@@ -1,6 +1,7 @@
-// `tandem-agent run`: the node daemon. Holds this node's mirrors (as source: NBD export + links to
-// targets; as target: the volume a source replicates into), persists them, and answers the control
-// socket.
+// `tandem-agent run`: the node daemon. Holds this node's copies of its mirrors — as source (NBD export +
+// links to targets) or as target (the volume a source replicates into) — persists them, applies the
+// failover rules (generations, last_owner, data_corrupt, switchover, split brain) and answers the
+// control socket.
 import fs from 'node:fs';
 import path from 'node:path';
 import { FileBlockStore, OpenError } from '../storage/file-store.js';
@@ -10,83 +11,50 @@ import { IntentLog, MAX_TARGETS, BitmapFileError } from '../intent-log/bitmap.js
 import { makeExport } from '../nbd/export.js';
 import { NbdServer, SimpleCatalog } from '../nbd/server.js';
 import { SourceMirror } from '../mirror/source-mirror.js';
-import { splitAddress, type TargetConfig, type TargetLink } from '../mirror/target-link.js';
-import { ReplicationListener } from '../replication/target-server.js';
-import { ControlServer, RpcError, type Handler } from '../control/json-rpc.js';
+import type { LinkBlock, MirrorPolicy } from '../mirror/mirror-core.js';
+import { type TargetConfig, type TargetLink } from '../mirror/target-link.js';
+import { adopt, decide, discardToCommonAncestor, freshGenerations, rotate } from '../mirror/generations.js';
+import { ReplicationListener, type Admission } from '../replication/target-server.js';
+import type { GenerationNotice, Hello, MemberInfo, Switched } from '../replication/wire.js';
+import { ControlServer, RpcError } from '../control/json-rpc.js';
 import type { Logger } from '../log.js';
-import type { MirrorStatus, ReplicationMode } from '../../common/mirror-status.js';
+import type { MirrorStatus } from '../../common/mirror-status.js';
 import { TANDEM_VERSION } from '../../common/version.js';
 import { agentPaths, ensureDirs, readJson, writeJsonAtomic, type AgentPaths } from './home.js';
+import { freeSlot, writeFlagFiles, type MirrorRecord, type StateFile } from './mirror-record.js';
+import { controlHandlers } from './control-handlers.js';
 
-export const DEFAULT_CHUNK_SIZE = 64 * 1024;
-export const DEFAULT_ASYNC_LIMIT = Number(process.env.LKDR_ASYNC_LIMIT) > 0 ? Number(process.env.LKDR_ASYNC_LIMIT) : 256;
+export { DEFAULT_CHUNK_SIZE, DEFAULT_ASYNC_LIMIT } from './mirror-record.js';
 export const DEFAULT_REPLICATION_PORT = 7500;
+/** How long a returning source looks for its targets before it sets data_corrupt (manual, scenario 3). */
+const PROBE_MS = Number(process.env.TANDEM_PROBE_MS) > 0 ? Number(process.env.TANDEM_PROBE_MS) : 10_000;
 
-interface SourceRecord {
-  tag: string;
-  disk: string;
-  /** Bitmap file path, or null for "none". */
-  bitmap: string | null;
-  chunkSize: number;
-  asyncLimit: number;
-  resyncRate: number;
-  /** zlib level 0–9 (0 = off); older state files lack it. */
-  compression?: number;
-  targets: TargetConfig[];
+/** Where a source copy is: serving (ISP), looking for its targets before serving, or out of service. */
+export type SourcePhase = 'in service' | 'starting' | 'out of service';
+
+export interface SourceEntry {
+  record: MirrorRecord;
+  phase: SourcePhase;
+  /** Open while starting or in service. */
+  mirror: SourceMirror | null;
+  server: NbdServer | null;
+  probeTimer: NodeJS.Timeout | null;
+  /** Resolves the callers waiting for the start to end (in service, demoted, or given up). */
+  startWaiters: Array<(outcome: string | null) => void>;
+  rotating: Promise<void> | null;
 }
 
-interface TargetRecord {
-  tag: string;
-  disk: string;
-}
-
-interface StateFile {
-  version: 1;
-  sources: SourceRecord[];
-  targets: TargetRecord[];
-}
-
-interface SourceEntry {
-  record: SourceRecord;
-  mirror: SourceMirror;
-  server: NbdServer;
-}
-
-interface TargetEntry {
-  record: TargetRecord;
+export interface TargetEntry {
+  record: MirrorRecord;
   store: BlockStore;
-  source: string | null;
+  log: IntentLog | null;
+  /** The source replicating into this copy now. */
+  connected: string | null;
+  /** This agent lost its source while holding a usable copy: a failover here is safe (scenario 1). */
+  lostSourceInSync: boolean;
   appliedBytes: number;
-  /** The read-only export offered while no source replicates into the volume. */
   view: NbdServer | null;
-  /** Serialises starting and stopping the view. */
   viewChange: Promise<void>;
-}
-
-const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-function str(params: Record<string, unknown>, name: string, required = true): string {
-  const v = params[name];
-  if (v === undefined || v === null || v === '') {
-    if (required) throw new RpcError(`missing parameter "${name}"`, -32602);
-    return '';
-  }
-  if (typeof v !== 'string') throw new RpcError(`parameter "${name}" must be a string`, -32602);
-  return v;
-}
-
-function num(params: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
-  const v = params[name];
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new RpcError(`parameter "${name}" must be an integer from ${min} to ${max}`, -32602);
-  }
-  return v;
-}
-
-function checkTag(tag: string): string {
-  if (!TAG_PATTERN.test(tag)) throw new RpcError(`tag "${tag}" is not valid: use letters, digits, dot, dash, underscore (up to 64, starting with a letter or digit)`, -32602);
-  return tag;
 }
 
 export interface DaemonOptions {
@@ -99,27 +67,26 @@ export interface DaemonOptions {
 export class AgentDaemon {
   readonly paths: AgentPaths;
   private readonly stateFile: string;
-  private readonly sources = new Map<string, SourceEntry>();
-  private readonly targets = new Map<string, TargetEntry>();
+  readonly sources = new Map<string, SourceEntry>();
+  readonly targets = new Map<string, TargetEntry>();
   private readonly replication: ReplicationListener;
   private control: ControlServer | null = null;
   replicationPort = 0;
 
-  constructor(private readonly options: DaemonOptions, private readonly log: Logger) {
+  constructor(private readonly options: DaemonOptions, readonly log: Logger) {
     this.paths = options.paths ?? agentPaths();
     this.stateFile = path.join(this.paths.stateDir, 'mirrors.json');
     this.replication = new ReplicationListener({
-      lookup: (tag) => {
+      admit: (tag, hello, remote) => this.admitSource(tag, hello, remote),
+      onSourceChange: (tag, source) => this.onSourceChange(tag, source),
+      onSourceHasOurBits: (tag, source) => {
         const t = this.targets.get(tag);
-        if (!t) return `this node (${this.options.node}) has no target volume for mirror "${tag}"; on it run: tandem accept ${tag} --disk DISK`;
-        return t.store;
+        const slot = t?.record.slots[source];
+        if (t?.log && slot !== undefined && t.log.dirtyCount(slot) > 0) {
+          void t.log.clearAll(slot).catch((e: Error) => this.log.warn(`clearing the bitmap of ${tag}: ${e.message}`));
+        }
       },
-      onSourceChange: (tag, source) => {
-        const t = this.targets.get(tag);
-        if (!t) return;
-        t.source = source;
-        this.setTargetView(t, source === null);
-      },
+      onGeneration: (tag, source, notice) => this.onGeneration(tag, source, notice),
       onApplied: (tag, _seq, bytes) => {
         const t = this.targets.get(tag);
         if (t) t.appliedBytes += bytes;
@@ -131,57 +98,68 @@ export class AgentDaemon {
     return this.options.node;
   }
 
+  /** The replication address to tell peers; an empty host means "the address I connect from". */
+  get advertisedAddress(): string {
+    const h = this.options.replicationHost;
+    if (h === '0.0.0.0' || h === '::' || h === '') return `:${this.replicationPort}`;
+    return `${h.includes(':') ? `[${h}]` : h}:${this.replicationPort}`;
+  }
+
   async start(): Promise<void> {
     ensureDirs(this.paths);
-    const state = readJson<StateFile>(this.stateFile, { version: 1, sources: [], targets: [] });
-    for (const t of state.targets) {
+    const state = readJson<StateFile | { version: 1 }>(this.stateFile, { version: 2, mirrors: [] });
+    if (state.version !== 2) throw new Error(`${this.stateFile} is from an older Tandem release (state version ${state.version}); move it away and set the mirrors up again`);
+    // Listen first: a returning source's peers may be waiting to tell it what happened meanwhile.
+    for (const r of state.mirrors) {
       try {
-        this.openTarget(t);
+        if (r.role === 'target') this.openTarget(r);
       } catch (err) {
-        this.log.error(`target volume for "${t.tag}" (${t.disk}) could not be opened: ${(err as Error).message}`);
-      }
-    }
-    for (const s of state.sources) {
-      try {
-        await this.openSource(s, false);
-      } catch (err) {
-        this.log.error(`mirror "${s.tag}" on ${s.disk} could not be started: ${(err as Error).message}`);
+        this.log.error(`target volume for "${r.tag}" (${r.disk}) could not be opened: ${(err as Error).message}`);
       }
     }
     this.replicationPort = await this.replication.listen(this.options.replicationHost, this.options.replicationPort);
-    this.control = new ControlServer(this.handlers(), this.log.child('[control]'));
+    for (const r of state.mirrors) {
+      if (r.role !== 'source') continue;
+      try {
+        await this.openSource(r, r.inService ? 'starting' : 'out of service');
+      } catch (err) {
+        this.log.error(`mirror "${r.tag}" on ${r.disk} could not be started: ${(err as Error).message}`);
+      }
+    }
+    this.control = new ControlServer(controlHandlers(this), this.log.child('[control]'));
     await this.control.listen(this.paths.controlSocket);
     this.log.info(`node ${this.node}: control ${this.paths.controlSocket}, replication ${this.options.replicationHost}:${this.replicationPort}`);
   }
 
   async stop(): Promise<void> {
     await this.control?.close();
-    for (const s of this.sources.values()) {
-      await s.server.close();
-      await s.mirror.close();
-    }
+    for (const s of this.sources.values()) await this.closeSource(s);
     this.sources.clear();
     await this.replication.close();
-    for (const t of this.targets.values()) {
-      this.setTargetView(t, false);
-      await t.viewChange;
-      await t.store.close();
-    }
+    for (const t of this.targets.values()) await this.closeTarget(t);
     this.targets.clear();
   }
 
-  private persist(): void {
-    const state: StateFile = {
-      version: 1,
-      sources: [...this.sources.values()].map((s) => ({
-        ...s.record, compression: s.mirror.compression, resyncRate: s.mirror.resyncRate, targets: s.mirror.links.map((l) => ({ ...l.config })),
-      })),
-      targets: [...this.targets.values()].map((t) => t.record),
-    };
-    writeJsonAtomic(this.stateFile, state);
+  info(): { node: string; version: string; replication: string } {
+    return { node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}` };
   }
 
-  private diskInUse(disk: string): string | null {
+  persist(removedTags: readonly string[] = []): void {
+    const mirrors: MirrorRecord[] = [];
+    for (const s of this.sources.values()) {
+      if (s.mirror) {
+        s.record.compression = s.mirror.compression;
+        s.record.resyncRate = s.mirror.resyncRate;
+        s.record.targets = s.mirror.links.map((l) => ({ ...l.config }));
+      }
+      mirrors.push(s.record);
+    }
+    for (const t of this.targets.values()) mirrors.push(t.record);
+    writeJsonAtomic(this.stateFile, { version: 2, mirrors } satisfies StateFile);
+    writeFlagFiles(this.paths.stateDir, mirrors, removedTags);
+  }
+
+  diskInUse(disk: string): string | null {
     const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : p);
     const wanted = real(disk);
     for (const s of this.sources.values()) if (real(s.record.disk) === wanted) return `mirror "${s.record.tag}" (source)`;
@@ -189,7 +167,7 @@ export class AgentDaemon {
     return null;
   }
 
-  private openStore(disk: string): FileBlockStore {
+  openStore(disk: string): FileBlockStore {
     try {
       return FileBlockStore.open(disk, { readOnly: false });
     } catch (err) {
@@ -198,12 +176,37 @@ export class AgentDaemon {
     }
   }
 
-  private openTarget(record: TargetRecord): TargetEntry {
-    const store = this.openStore(record.disk);
-    const entry: TargetEntry = { record, store, source: null, appliedBytes: 0, view: null, viewChange: Promise.resolve() };
+  // ---- target copies -------------------------------------------------------------------------
+
+  openTarget(record: MirrorRecord, store?: BlockStore): TargetEntry {
+    const s = store ?? this.openStore(record.disk);
+    let log: IntentLog | null = null;
+    try {
+      if (record.bitmap && record.size > 0) log = IntentLog.open(record.bitmap, { chunkSize: record.chunkSize, volumeSize: record.size }, { create: true, asyncLimit: record.asyncLimit });
+    } catch (err) {
+      void s.close();
+      throw err;
+    }
+    const entry: TargetEntry = { record, store: s, log, connected: null, lostSourceInSync: false, appliedBytes: 0, view: null, viewChange: Promise.resolve() };
     this.targets.set(record.tag, entry);
     this.setTargetView(entry, true);
     return entry;
+  }
+
+  async closeTarget(t: TargetEntry): Promise<void> {
+    this.setTargetView(t, false);
+    await t.viewChange;
+    t.log?.close();
+    await t.store.close();
+  }
+
+  /** Detaches a target copy without closing its disk (it becomes the source's disk). */
+  private async detachTarget(t: TargetEntry): Promise<void> {
+    this.replication.disconnect(t.record.tag);
+    this.targets.delete(t.record.tag);
+    this.setTargetView(t, false);
+    await t.viewChange;
+    t.log?.close();
   }
 
   /**
@@ -229,232 +232,475 @@ export class AgentDaemon {
     });
   }
 
-  private async openSource(record: SourceRecord, creating: boolean): Promise<SourceEntry> {
-    const local = this.openStore(record.disk);
+  /** A source connects: this node's answer (its copy's generations, or why not). */
+  private admitSource(tag: string, hello: Hello, remoteAddress: string): Admission {
+    const s = this.sources.get(tag);
+    if (s) {
+      return {
+        message: `this node (${this.node}) is itself the source of "${tag}" (${s.phase})`,
+        role: 'source', inService: s.phase === 'in service', generations: s.record.generations,
+      };
+    }
+    const t = this.targets.get(tag);
+    if (!t) return { message: `this node (${this.node}) has no target volume for mirror "${tag}"; on it run: tandem accept ${tag} --disk DISK` };
+    const r = t.record;
+    if (r.size !== 0 && (r.size !== hello.size || r.chunkSize !== hello.chunkSize)) {
+      return { message: `this node's copy of "${tag}" is ${r.size} bytes in chunks of ${r.chunkSize}, the source's ${hello.size} in ${hello.chunkSize}; release and accept the target again` };
+    }
+    if (r.size === 0) {
+      r.size = hello.size;
+      r.chunkSize = hello.chunkSize;
+      try {
+        if (r.bitmap) t.log = IntentLog.open(r.bitmap, { chunkSize: r.chunkSize, volumeSize: r.size }, { create: true, asyncLimit: r.asyncLimit });
+      } catch (err) {
+        r.size = 0;
+        return { message: `cannot open the bitmap of this target: ${(err as Error).message}` };
+      }
+    }
+    const from = normaliseAddress(remoteAddress);
+    r.members = hello.members.map((m) => (m.node === hello.source && m.address.startsWith(':') ? { ...m, address: `${from.includes(':') ? `[${from}]` : from}${m.address}` } : m));
+    r.source = hello.source;
+    for (const m of r.members) {
+      if (m.node === this.node || r.slots[m.node] !== undefined) continue;
+      const slot = freeSlot(r.slots, MAX_TARGETS);
+      if (slot >= 0) r.slots[m.node] = slot;
+    }
+    this.persist();
+    const slot = r.slots[hello.source];
+    const dirty = t.log && slot !== undefined && t.log.dirtyCount(slot) > 0 ? (t.log.slots[slot] as { bytes: Buffer }).bytes.toString('base64') : '';
+    return { store: t.store, welcome: { generations: r.generations, consistent: r.consistent, dirty } };
+  }
+
+  private onSourceChange(tag: string, source: string | null): void {
+    const t = this.targets.get(tag);
+    if (!t) return;
+    if (source) {
+      t.connected = source;
+      t.lostSourceInSync = false;
+    } else {
+      // Losing the source while holding a usable copy is what makes a failover here safe.
+      if (t.connected && t.record.consistent) t.lostSourceInSync = true;
+      t.connected = null;
+    }
+    this.setTargetView(t, source === null);
+  }
+
+  private onGeneration(tag: string, source: string, notice: GenerationNotice): void {
+    const t = this.targets.get(tag);
+    if (!t) return;
+    const r = t.record;
+    if (notice.current !== undefined) {
+      r.generations = adopt(r.generations, notice.current);
+      // We hold the source's data: our bitmap for it (empty while we are a target) starts here.
+      r.generations.peers[source] = notice.current;
+    }
+    r.consistent = notice.consistent;
+    this.persist();
+  }
+
+  // ---- source copies -------------------------------------------------------------------------
+
+  async openSource(record: MirrorRecord, phase: SourcePhase, store?: BlockStore): Promise<SourceEntry> {
+    const entry: SourceEntry = { record, phase, mirror: null, server: null, probeTimer: null, startWaiters: [], rotating: null };
+    this.sources.set(record.tag, entry);
+    if (phase === 'out of service') {
+      if (store) await store.close();
+      return entry;
+    }
+    try {
+      entry.mirror = await this.openMirror(entry, store);
+    } catch (err) {
+      this.sources.delete(record.tag);
+      throw err;
+    }
+    if (phase === 'in service' || entry.mirror.links.length === 0) await this.goInService(entry);
+    else this.startProbe(entry);
+    return entry;
+  }
+
+  private async openMirror(entry: SourceEntry, store?: BlockStore): Promise<SourceMirror> {
+    const record = entry.record;
+    const local = store ?? this.openStore(record.disk);
+    if (record.size === 0) record.size = local.size;
     let log: IntentLog;
     try {
       if (record.bitmap === null) {
-        log = IntentLog.inMemory({ chunkSize: record.chunkSize, volumeSize: local.size });
+        log = IntentLog.inMemory({ chunkSize: record.chunkSize, volumeSize: record.size });
+        // No bitmap survives a restart: nothing says what the targets hold, so each gets a full resync.
+        for (const t of record.targets) await log.setAll(t.slot);
       } else {
         const existed = fs.existsSync(record.bitmap);
-        log = IntentLog.open(record.bitmap, { chunkSize: record.chunkSize, volumeSize: local.size }, { create: true, asyncLimit: record.asyncLimit });
-        if (!existed && !creating) {
-          // The bitmap is gone: nothing says what the targets hold, so each gets a full resync.
-          for (const t of record.targets) await log.setAll(t.slot);
-        }
+        log = IntentLog.open(record.bitmap, { chunkSize: record.chunkSize, volumeSize: record.size }, { create: true, asyncLimit: record.asyncLimit });
+        if (!existed) for (const t of record.targets) await log.setAll(t.slot);
       }
     } catch (err) {
       await local.close();
       if (err instanceof BitmapFileError) throw new RpcError(`${err.message}. Remove it or name another bitmap file.`);
       throw err;
     }
-    if (record.bitmap === null && !creating) for (const t of record.targets) await log.setAll(t.slot);
     const mirror = new SourceMirror({
       tag: record.tag, node: this.node, local, log, chunkSize: record.chunkSize, asyncLimit: record.asyncLimit, resyncRate: record.resyncRate,
-      compression: record.compression ?? 0,
+      compression: record.compression, policy: this.policyFor(entry), size: record.size,
     }, this.log);
-    const server = new NbdServer(new SimpleCatalog([makeExport(record.tag, mirror, `Tandem mirror ${record.tag} of ${record.disk}`)]), this.log.child(`[${record.tag} nbd]`));
-    try {
-      await server.listenUnix(this.paths.exportSocket(record.tag));
-    } catch (err) {
-      await mirror.close();
-      throw new RpcError((err as Error).message);
-    }
     for (const t of record.targets) mirror.addTarget({ ...t });
-    const entry = { record: { ...record, targets: [] }, mirror, server };
-    this.sources.set(record.tag, entry);
+    return mirror;
+  }
+
+  /** Starts the NBD export: the mirror is in service on this node. */
+  private async goInService(entry: SourceEntry): Promise<void> {
+    const mirror = entry.mirror as SourceMirror;
+    const server = new NbdServer(new SimpleCatalog([makeExport(entry.record.tag, mirror, `Tandem mirror ${entry.record.tag} of ${entry.record.disk}`)]), this.log.child(`[${entry.record.tag} nbd]`));
+    await server.listenUnix(this.paths.exportSocket(entry.record.tag));
+    if (entry.probeTimer) clearTimeout(entry.probeTimer);
+    entry.probeTimer = null;
+    entry.server = server;
+    entry.phase = 'in service';
+    entry.record.inService = true;
+    entry.record.lastOwner = true;
+    if (entry.record.dataCorrupt) this.log.info(`${entry.record.tag}: data_corrupt cleared`);
+    entry.record.dataCorrupt = false;
+    this.persist();
+    this.log.info(`${entry.record.tag}: in service on ${this.node}`);
+    this.finishStart(entry, null);
+  }
+
+  private finishStart(entry: SourceEntry, outcome: string | null): void {
+    const w = entry.startWaiters;
+    entry.startWaiters = [];
+    for (const f of w) f(outcome);
+  }
+
+  /** A returning source serves nothing until a target confirms it still holds the newest data. */
+  private startProbe(entry: SourceEntry): void {
+    entry.phase = 'starting';
+    this.log.info(`${entry.record.tag}: looking for its targets before going in service`);
+    entry.probeTimer = setTimeout(() => {
+      entry.probeTimer = null;
+      if (entry.phase !== 'starting' || this.sources.get(entry.record.tag) !== entry) return;
+      // Manual, scenario 3: it could not reach a target, so it does not know whether a target took
+      // over meanwhile. It stays out of service until a target answers or an administrator forces it.
+      entry.record.dataCorrupt = true;
+      this.persist();
+      this.log.warn(`${entry.record.tag}: no target reachable; data_corrupt set, not going in service. If this node was certainly the last source, run: mirror_action ${entry.record.tag} force ${this.node}`);
+      this.finishStart(entry, `no target of "${entry.record.tag}" answered within ${PROBE_MS / 1000} s, so this node cannot tell whether another took over (data_corrupt is set). If you are certain ${this.node} was the last source, run: mirror_action ${entry.record.tag} force ${this.node}`);
+    }, PROBE_MS);
+  }
+
+  async closeSource(s: SourceEntry): Promise<void> {
+    if (s.probeTimer) clearTimeout(s.probeTimer);
+    s.probeTimer = null;
+    const server = s.server;
+    s.server = null;
+    await server?.close();
+    const mirror = s.mirror;
+    s.mirror = null;
+    if (mirror) {
+      s.record.targets = mirror.links.map((l) => ({ ...l.config }));
+      await mirror.close();
+    }
+  }
+
+  /** This node's copy becomes a target of `newSource` (a returning stale source, a switchover, a resolve). */
+  async demote(entry: SourceEntry, newSource: string, consistent: boolean, why: string): Promise<void> {
+    const r = entry.record;
+    const mirror = entry.mirror;
+    const store = mirror?.local;
+    if (entry.probeTimer) clearTimeout(entry.probeTimer);
+    entry.probeTimer = null;
+    await entry.server?.close();
+    entry.server = null;
+    if (mirror) {
+      r.targets = mirror.links.map((l) => ({ ...l.config }));
+      for (const l of mirror.links) l.stop();
+      await mirror.log.flushClears();
+      mirror.log.close();
+    }
+    entry.mirror = null;
+    this.sources.delete(r.tag);
+    r.members = [{ node: this.node, address: this.advertisedAddress, mode: 'sync' }, ...r.targets.map((t) => ({ node: t.node, address: t.address, mode: t.mode }))];
+    for (const t of r.targets) r.slots[t.node] = t.slot;
+    r.role = 'target';
+    r.source = newSource;
+    r.inService = false;
+    r.lastOwner = false;
+    r.dataCorrupt = false;
+    r.consistent = consistent;
+    r.targets = [];
+    this.openTarget(r, store);
+    this.persist();
+    this.log.warn(`${r.tag}: now a target of ${newSource} (${why})`);
+    this.finishStart(entry, `${r.tag}: this node became a target of ${newSource}: ${why}`);
+  }
+
+  /** A target copy becomes the source (failover, switchover, force). */
+  async promote(t: TargetEntry, why: string): Promise<SourceEntry> {
+    const r = t.record;
+    if (r.size === 0) throw new RpcError(`this node's copy of "${r.tag}" never received data from a source; there is nothing to bring in service`);
+    await this.detachTarget(t);
+    const oldSource = r.source;
+    const me = r.members.find((m) => m.node === this.node);
+    const targets: TargetConfig[] = [];
+    for (const m of r.members) {
+      if (m.node === this.node) continue;
+      let slot = r.slots[m.node];
+      if (slot === undefined) {
+        slot = freeSlot(r.slots, MAX_TARGETS);
+        if (slot < 0) continue;
+        r.slots[m.node] = slot;
+      }
+      // The old source is replicated to the way it replicated to us.
+      const mode = m.node === oldSource ? (me?.mode ?? 'sync') : m.mode;
+      targets.push({ node: m.node, address: m.address, mode, slot, paused: false });
+    }
+    r.role = 'source';
+    r.targets = targets;
+    r.source = null;
+    r.inService = true;
+    r.lastOwner = true;
+    r.dataCorrupt = false;
+    r.consistent = true;
+    // Every other node starts from what we both held when we last agreed: our (empty) bitmap for it is
+    // complete from the generation we hold now, and our first write starts a new one.
+    for (const m of targets) if (r.generations.peers[m.node] === undefined) r.generations.peers[m.node] = r.generations.current;
+    const entry = await this.openSource(r, 'in service', t.store);
+    this.persist();
+    this.log.warn(`${r.tag}: in service on ${this.node} (${why})`);
     return entry;
   }
 
-  private source(tag: string): SourceEntry {
-    const s = this.sources.get(tag);
-    if (!s) {
-      if (this.targets.has(tag)) throw new RpcError(`this node (${this.node}) is a target of "${tag}", not its source; run this on the source node`);
-      throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
-    }
-    return s;
+  /** The failover rules toward each target of one source copy. */
+  private policyFor(entry: SourceEntry): MirrorPolicy {
+    const r = entry.record;
+    const gens = () => r.generations;
+    return {
+      hello: () => ({
+        generations: gens(),
+        members: [
+          { node: this.node, address: this.advertisedAddress, mode: 'sync' },
+          ...(entry.mirror?.links ?? []).map((l): MemberInfo => ({ node: l.config.node, address: l.config.address, mode: l.config.mode })),
+        ],
+        sourceAddress: this.advertisedAddress,
+      }),
+
+      admit: async (link, welcome): Promise<'go' | LinkBlock> => {
+        const peer = link.config.node;
+        const verdict = decide(gens(), this.node, welcome.generations, peer);
+        if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
+        if (verdict === 'peer-newer') {
+          return { state: 'refused', message: `${peer} holds newer data of "${r.tag}" than this node (it changed since they last agreed, this node did not); nothing was resynced. Take the mirror out of service here and bring it in service on ${peer}` };
+        }
+        if (verdict === 'full') {
+          this.log.info(`${r.tag}: ${peer}'s copy is older than this node's bitmap covers; full resync`);
+          await entry.mirror!.log.setAll(link.slot);
+        }
+        if (welcome.dirty) await entry.mirror!.log.mergeDirty(link.slot, Buffer.from(welcome.dirty, 'base64'));
+        if (entry.phase === 'starting') await this.goInService(entry);
+        return 'go';
+      },
+
+      peerIsSource: (link, refusal): LinkBlock | null => {
+        const peer = link.config.node;
+        if (!refusal.generations) return { state: 'refused', message: refusal.message };
+        const verdict = decide(gens(), this.node, refusal.generations, peer);
+        if (verdict === 'peer-newer') {
+          if (entry.phase === 'starting') {
+            // Manual, scenario 1: the old source comes back, finds the new one, drops last_owner and is
+            // resynced from it (partially: both bitmaps).
+            void this.demote(entry, peer, false, `${peer} took over while this node was away`).catch((e: Error) => this.log.error(`demoting ${r.tag}: ${e.message}`));
+            return null;
+          }
+          return { state: 'refused', message: `${peer} is in service with newer data of "${r.tag}" while this node is too; take it out of service here (tandem outofservice ${r.tag}) to become its target` };
+        }
+        if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
+        return { state: 'refused', message: `${peer} is starting as a source of "${r.tag}" with older data; it becomes a target when it sees this node` };
+      },
+
+      inSync: (link) => {
+        r.generations.peers[link.config.node] = r.generations.current;
+        this.persist();
+        return r.generations.current;
+      },
+
+      beforeWrite: () => {
+        if (entry.rotating) return entry.rotating;
+        const g = r.generations;
+        const links = entry.mirror?.links ?? [];
+        let needed = false;
+        for (const l of links) if (g.peers[l.config.node] === g.current && !l.mirroring) needed = true;
+        if (!needed) return null;
+        entry.rotating = (async () => {
+          // The first write after losing a target: from here our data differs from what it holds.
+          const next = rotate(g);
+          for (const l of links) if (l.mirroring) next.peers[l.config.node] = next.current;
+          r.generations = next;
+          this.persist();
+          for (const l of links) if (l.mirroring) l.sendGeneration(next.current, true);
+          this.log.info(`${r.tag}: new generation ${next.current}`);
+        })().finally(() => {
+          entry.rotating = null;
+        });
+        return entry.rotating;
+      },
+
+      switchover: async (link): Promise<Switched> => {
+        const peer = link.config.node;
+        if (entry.phase !== 'in service') return { ok: false, message: `the mirror is not in service on ${this.node}` };
+        const status = link.status();
+        if (status.state !== 'mirroring') {
+          return { ok: false, message: `${peer} is not in sync (${status.status}, ${status.percentSynced}% synced); switchover to it is refused until its resync completes` };
+        }
+        // Out of service here: no new writes, then everything written reaches the new source.
+        await entry.server?.close();
+        entry.server = null;
+        entry.phase = 'out of service';
+        await entry.mirror!.flush();
+        const drained = await link.drain(30_000);
+        if (!drained || !link.mirroring) {
+          await this.goInService(entry);
+          return { ok: false, message: `${peer} did not acknowledge every write in time; the mirror stays in service on ${this.node}` };
+        }
+        for (const l of entry.mirror!.links) if (l !== link) await l.drain(10_000);
+        r.generations.peers[peer] = r.generations.current;
+        return { ok: true, message: `${this.node} is out of service`, generations: r.generations };
+      },
+
+      afterSwitchover: (link) => {
+        void this.demote(entry, link.config.node, true, 'switchover').catch((e: Error) => this.log.error(`demoting ${r.tag}: ${e.message}`));
+      },
+    };
   }
 
-  private selectLinks(s: SourceEntry, nodes: unknown): TargetLink[] {
-    if (!Array.isArray(nodes) || nodes.length === 0) return s.mirror.links.slice();
-    return nodes.map((n) => {
-      const l = s.mirror.links.find((x) => x.config.node === n);
-      if (!l) throw new RpcError(`"${String(n)}" is not a target of mirror "${s.record.tag}"; targets: ${s.mirror.links.map((x) => x.config.node).join(', ') || 'none'}`);
-      return l;
-    });
+  // ---- actions (used by the control handlers) --------------------------------------------------
+
+  /** Bring the mirror in service on this node: start a returning source, switch over, or fail over. */
+  async inService(tag: string, force: boolean): Promise<string> {
+    const s = this.sources.get(tag);
+    if (s) {
+      if (s.phase === 'in service') {
+        if (s.record.dataCorrupt) {
+          s.record.dataCorrupt = false;
+          this.persist();
+        }
+        return `${tag} is already in service on ${this.node}`;
+      }
+      if (force) {
+        if (!s.mirror) s.mirror = await this.openMirror(s);
+        await this.goInService(s);
+        return `${tag} forced in service on ${this.node}; data_corrupt cleared`;
+      }
+      if (s.phase === 'out of service') {
+        s.mirror = await this.openMirror(s);
+        s.phase = 'starting';
+        if (s.mirror.links.length === 0) await this.goInService(s);
+        else this.startProbe(s);
+      }
+      if (s.phase === 'starting') {
+        const outcome = await new Promise<string | null>((resolve) => s.startWaiters.push(resolve));
+        if (outcome !== null) throw new RpcError(outcome);
+      }
+      return `${tag} in service on ${this.node}`;
+    }
+    const t = this.targets.get(tag);
+    if (!t) throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
+    const source = t.record.source ?? 'the source';
+    if (t.connected) {
+      if (force) throw new RpcError(`${t.connected} is connected and in service; force is only for when it is gone. Use a switchover: tandem inservice ${tag}`);
+      if (!t.record.consistent) throw new RpcError(`this node (${this.node}) is being resynced from ${t.connected}; a switchover to it is refused until the resync completes`);
+      const answer = await this.replication.requestSwitchover(tag);
+      if (!answer.ok) throw new RpcError(`switchover refused by ${t.connected}: ${answer.message}`);
+      if (answer.generations && answer.generations.current !== t.record.generations.current) {
+        throw new RpcError(`${t.connected} went out of service but this node does not hold its latest generation; bring it back in service there`);
+      }
+      await this.promote(t, `switchover from ${source}`);
+      return `${tag} switched over: in service on ${this.node}; ${source} is now its target`;
+    }
+    if (!force) {
+      if (!t.record.consistent) {
+        throw new RpcError(`this node (${this.node}) was being resynced when it lost ${source}; its copy is incomplete, so it cannot be brought in service (manual, scenario 2). Bring the mirror in service on ${source}`);
+      }
+      if (!t.lostSourceInSync) {
+        throw new RpcError(`this node (${this.node}) has not seen ${source} since it started, so it cannot know whether ${source} wrote after this node went down (manual, scenario 4). Start ${source}: it goes in service and resyncs this node. If ${source} is lost for good: mirror_action ${tag} force ${this.node}`);
+      }
+    }
+    await this.promote(t, force ? 'forced' : `failover from ${source}`);
+    return `${tag} in service on ${this.node} (${force ? 'forced' : `failover from ${source}`})`;
+  }
+
+  async outOfService(tag: string): Promise<string> {
+    const s = this.sources.get(tag);
+    if (!s) {
+      if (this.targets.has(tag)) throw new RpcError(`"${tag}" is not in service on this node (${this.node}): it is a target here`);
+      throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
+    }
+    if (s.phase === 'out of service') return `${tag} is already out of service on ${this.node}`;
+    await this.closeSource(s);
+    s.phase = 'out of service';
+    s.record.inService = false;
+    this.persist();
+    this.finishStart(s, `${tag} was taken out of service`);
+    return `${tag} out of service on ${this.node}; its bitmap keeps what changed`;
+  }
+
+  /** Split brain: this node's copy gives way to `survivor`'s; only its diverged chunks are rewritten. */
+  async resolve(tag: string, survivor: string): Promise<string> {
+    if (survivor === this.node) {
+      throw new RpcError(`run this on the node whose changes are to be discarded, not on the survivor (${survivor}): there, run tandem resolve ${tag} --survivor ${survivor}`);
+    }
+    const s = this.sources.get(tag);
+    if (!s) {
+      if (this.targets.has(tag)) throw new RpcError(`this node (${this.node}) is already a target of "${tag}"; nothing to resolve here`);
+      throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
+    }
+    const members = s.mirror?.links.map((l) => l.config.node) ?? s.record.targets.map((t) => t.node);
+    if (!members.includes(survivor)) throw new RpcError(`"${survivor}" is not a node of mirror "${tag}"; nodes: ${members.join(', ') || 'none'}`);
+    // Our changes since we last agreed stay recorded in our bitmap for the survivor, so its resync
+    // overwrites exactly those chunks (together with the ones it changed).
+    s.record.generations = discardToCommonAncestor(s.record.generations, survivor);
+    await this.demote(s, survivor, false, `split brain resolved in favour of ${survivor}`);
+    return `${tag}: this node (${this.node}) is now a target of ${survivor}; its diverged chunks will be resynced from ${survivor}`;
   }
 
   status(tag?: string): MirrorStatus[] {
     const out: MirrorStatus[] = [];
     for (const s of this.sources.values()) {
       if (tag && s.record.tag !== tag) continue;
+      const r = s.record;
+      const m = s.mirror;
       out.push({
-        tag: s.record.tag, role: 'source', node: this.node, disk: s.record.disk, size: s.mirror.size,
-        exportSocket: this.paths.exportSocket(s.record.tag),
-        bitmap: { file: s.record.bitmap, chunkSize: s.record.chunkSize, chunks: s.mirror.log.chunks },
-        asyncLimit: s.mirror.asyncLimit, compression: s.mirror.compression,
-        targets: s.mirror.links.map((l) => l.status()),
+        tag: r.tag, role: 'source', node: this.node, disk: r.disk, size: r.size,
+        state: s.phase, lastOwner: r.lastOwner, dataCorrupt: r.dataCorrupt, generation: r.generations.current,
+        exportSocket: s.server ? this.paths.exportSocket(r.tag) : null,
+        bitmap: { file: r.bitmap, chunkSize: r.chunkSize, chunks: Math.ceil(r.size / r.chunkSize) },
+        asyncLimit: m?.asyncLimit ?? r.asyncLimit, compression: m?.compression ?? r.compression,
+        rewindLog: { dir: r.logdir, maxBytes: r.logmax },
+        targets: m ? m.links.map((l) => l.status()) : [],
       });
     }
     for (const t of this.targets.values()) {
       if (tag && t.record.tag !== tag) continue;
+      const r = t.record;
       out.push({
-        tag: t.record.tag, role: 'target', node: this.node, disk: t.record.disk, size: t.store.size,
-        exportSocket: t.view ? this.paths.targetExportSocket(t.record.tag) : null,
-        bitmap: { file: null, chunkSize: 0, chunks: 0 }, asyncLimit: 0, compression: 0, targets: [], source: t.source,
+        tag: r.tag, role: 'target', node: this.node, disk: r.disk, size: t.store.size,
+        state: t.connected ? (r.consistent ? 'target' : 'resyncing') : r.consistent ? 'target (source not connected)' : 'out of sync',
+        lastOwner: false, dataCorrupt: false, generation: r.generations.current, consistent: r.consistent,
+        exportSocket: t.view ? this.paths.targetExportSocket(r.tag) : null,
+        bitmap: { file: r.bitmap, chunkSize: r.chunkSize, chunks: r.size ? Math.ceil(r.size / r.chunkSize) : 0 },
+        asyncLimit: r.asyncLimit, compression: r.compression, rewindLog: { dir: r.logdir, maxBytes: r.logmax },
+        targets: [], source: t.connected, lastSource: r.source,
       });
     }
     if (tag && out.length === 0) throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
     return out;
   }
+}
 
-  private handlers(): Record<string, Handler> {
-    return {
-      'agent.info': () => ({ node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}` }),
-      'mirror.status': (p) => this.status(p.tag ? checkTag(str(p, 'tag')) : undefined),
+function splitBrain(tag: string, node: string, peer: string): LinkBlock {
+  return {
+    state: 'split-brain',
+    message: `split brain: ${node} and ${peer} both changed "${tag}" while apart; nothing is resynced until you choose the survivor. On the node whose changes are to be discarded run: tandem resolve ${tag} --survivor NODE`,
+  };
+}
 
-      'mirror.create': async (p) => {
-        const tag = checkTag(str(p, 'tag'));
-        const disk = str(p, 'disk');
-        if (this.sources.has(tag) || this.targets.has(tag)) throw new RpcError(`mirror "${tag}" already exists on this node`);
-        const used = this.diskInUse(disk);
-        if (used) throw new RpcError(`${disk} is already protected by ${used}`);
-        const bitmapParam = str(p, 'bitmap', false);
-        const bitmap = bitmapParam === 'none' ? null : bitmapParam || path.join(this.paths.bitmapDir, `${tag}.bitmap`);
-        if (bitmap && fs.existsSync(bitmap)) throw new RpcError(`bitmap file ${bitmap} already exists; remove it or name another with --bitmap`);
-        const chunkSize = num(p, 'chunkSize', DEFAULT_CHUNK_SIZE, 4096, 64 * 1024 * 1024);
-        if (chunkSize & (chunkSize - 1)) throw new RpcError('chunk size must be a power of two', -32602);
-        const record: SourceRecord = {
-          tag, disk, bitmap, chunkSize, asyncLimit: num(p, 'asyncLimit', DEFAULT_ASYNC_LIMIT, 1, 65536), resyncRate: num(p, 'resyncRate', 0, 0, 2 ** 40),
-          compression: num(p, 'compression', 0, 0, 9), targets: [],
-        };
-        const entry = await this.openSource(record, true);
-        this.persist();
-        return { tag, export: this.paths.exportSocket(tag), size: entry.mirror.size };
-      },
-
-      'mirror.accept': (p) => {
-        const tag = checkTag(str(p, 'tag'));
-        const disk = str(p, 'disk');
-        if (this.sources.has(tag) || this.targets.has(tag)) throw new RpcError(`mirror "${tag}" already exists on this node`);
-        const used = this.diskInUse(disk);
-        if (used) throw new RpcError(`${disk} is already protected by ${used}`);
-        this.openTarget({ tag, disk });
-        this.persist();
-        return { tag, disk, replication: `${this.options.replicationHost}:${this.replicationPort}` };
-      },
-
-      'mirror.extend': async (p) => {
-        const s = this.source(checkTag(str(p, 'tag')));
-        const node = str(p, 'node');
-        const address = str(p, 'address');
-        try {
-          splitAddress(address);
-        } catch (err) {
-          throw new RpcError((err as Error).message, -32602);
-        }
-        const mode = (str(p, 'mode', false) || 'sync') as ReplicationMode;
-        if (mode !== 'sync' && mode !== 'async') throw new RpcError('mode must be "sync" or "async"', -32602);
-        if (node === this.node) throw new RpcError('a mirror cannot target its own source node');
-        if (s.mirror.links.some((l) => l.config.node === node)) throw new RpcError(`${node} is already a target of "${s.record.tag}"`);
-        const used = new Set(s.mirror.links.map((l) => l.slot));
-        if (used.size >= MAX_TARGETS) throw new RpcError(`mirror "${s.record.tag}" already has ${MAX_TARGETS} targets, the maximum`);
-        let slot = 0;
-        while (used.has(slot)) slot++;
-        // A new target starts with every chunk dirty (full resync) unless told the data is new.
-        if (p.initialSync === 'none') await s.mirror.log.clearAll(slot);
-        else await s.mirror.log.setAll(slot);
-        const localAddress = str(p, 'localAddress', false) || undefined;
-        s.mirror.addTarget({ node, address, localAddress, mode, slot, paused: false }, p.initialSync === 'checksum');
-        this.persist();
-        return { tag: s.record.tag, node, slot };
-      },
-
-      'mirror.unextend': (p) => {
-        const s = this.source(checkTag(str(p, 'tag')));
-        const node = str(p, 'node');
-        const link = s.mirror.removeTarget(node);
-        if (!link) throw new RpcError(`"${node}" is not a target of "${s.record.tag}"`);
-        this.persist();
-        return { tag: s.record.tag, node };
-      },
-
-      'mirror.release': async (p) => {
-        const tag = checkTag(str(p, 'tag'));
-        const t = this.targets.get(tag);
-        if (!t) throw new RpcError(`this node (${this.node}) is not a target of "${tag}"`);
-        this.replication.disconnect(tag);
-        this.targets.delete(tag);
-        this.setTargetView(t, false);
-        await t.viewChange;
-        await t.store.close();
-        this.persist();
-        return { tag };
-      },
-
-      'mirror.delete': async (p) => {
-        const tag = checkTag(str(p, 'tag'));
-        const s = this.source(tag);
-        await s.server.close();
-        await s.mirror.close();
-        this.sources.delete(tag);
-        if (s.record.bitmap) fs.rmSync(s.record.bitmap, { force: true });
-        this.persist();
-        return { tag };
-      },
-
-      // The manual's mirror_settings: values are stored now and used from the next (re)connection of each
-      // target, i.e. after a pause and resume, as the manual says.
-      'mirror.settings': (p) => {
-        const s = this.source(checkTag(str(p, 'tag')));
-        const setting = str(p, 'setting');
-        const value = str(p, 'value', false);
-        if (setting === 'compress') {
-          if (!/^[0-9]$/.test(value)) throw new RpcError(`compress takes a level from 0 (off) to 9 (best), not "${value}"`, -32602);
-          s.mirror.compression = Number(value);
-          s.record.compression = Number(value);
-        } else if (setting === 'resyncrate') {
-          // Tandem's own setting (not in the manual): resync bandwidth per target in bytes/s, 0 = unlimited.
-          if (!/^\d+$/.test(value)) throw new RpcError(`resyncrate takes bytes per second (0 = unlimited), not "${value}"`, -32602);
-          s.mirror.resyncRate = Number(value);
-          s.record.resyncRate = Number(value);
-        } else if (setting === 'logdir' || setting === 'logmax') {
-          throw new RpcError(`${setting} configures the rewind log, which is not available in this release yet`);
-        } else {
-          throw new RpcError(`unknown setting "${setting}"; settings are logdir, logmax, compress, resyncrate`, -32602);
-        }
-        this.persist();
-        return { tag: s.record.tag, setting, value, takesEffect: 'at the next pause and resume' };
-      },
-
-      'mirror.pause': (p) => {
-        const s = this.source(checkTag(str(p, 'tag')));
-        const links = this.selectLinks(s, p.targets);
-        for (const l of links) l.pause();
-        this.persist();
-        return { tag: s.record.tag, paused: links.map((l) => l.config.node) };
-      },
-
-      'mirror.resume': (p) => {
-        const s = this.source(checkTag(str(p, 'tag')));
-        const links = this.selectLinks(s, p.targets);
-        for (const l of links) l.resume();
-        this.persist();
-        return { tag: s.record.tag, resumed: links.map((l) => l.config.node) };
-      },
-
-      'mirror.fullresync': async (p) => {
-        const s = this.source(checkTag(str(p, 'tag')));
-        const links = this.selectLinks(s, p.targets);
-        for (const l of links) {
-          await s.mirror.log.setAll(l.slot);
-          if (p.checksum === true) l.useChecksumNextResync();
-          if (l.config.paused) l.resume();
-          else l.restartResync();
-        }
-        this.persist();
-        return { tag: s.record.tag, fullresync: links.map((l) => l.config.node) };
-      },
-    };
-  }
+function normaliseAddress(a: string): string {
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
 }

@@ -197,6 +197,22 @@ export class IntentLog {
     return this.fd ? this.waitCommit() : Promise.resolve();
   }
 
+  /** Sets every bit that is set in `bits` (another node's bitmap over the same chunks); resolves once durable. */
+  mergeDirty(slot: number, bits: Buffer): Promise<void> {
+    const set = this.slots[slot] as BitSet;
+    if (bits.length !== set.bytes.length) throw new BitmapFileError(`a peer's bitmap has ${bits.length} bytes, ours ${set.bytes.length}: the mirrors' chunk sizes or volume sizes differ`);
+    let changed = false;
+    for (let i = 0; i < bits.length; i++) {
+      const merged = (set.bytes[i] as number) | (bits[i] as number);
+      if (merged !== set.bytes[i]) {
+        set.bytes[i] = merged;
+        changed = true;
+        this.notePage(slot, i * 8);
+      }
+    }
+    return changed && this.fd ? this.waitCommit() : Promise.resolve();
+  }
+
   clearAll(slot: number): Promise<void> {
     (this.slots[slot] as BitSet).clearAll();
     this.noteSlot(slot);

@@ -2,6 +2,37 @@
 import type { IntentLog } from '../intent-log/bitmap.js';
 import type { BlockStore } from '../storage/block-store.js';
 import type { ChunkLocks } from './chunk-locks.js';
+import type { Hello, Refusal, Switched, Welcome } from '../replication/wire.js';
+import type { LinkState } from '../../common/mirror-status.js';
+import type { TargetLink } from './target-link.js';
+
+/** Why a link may not sync with its peer, shown in status until it changes. */
+export interface LinkBlock {
+  state: LinkState;
+  message: string;
+}
+
+/** The failover rules a mirror follows toward each target (implemented by the daemon). */
+export interface MirrorPolicy {
+  /** What HELLO says beyond the geometry: our generations, the members, our address. */
+  hello(link: TargetLink): Pick<Hello, 'generations' | 'members' | 'sourceAddress'>;
+  /** After WELCOME: decide from both sides' generations; 'go' once the target's bits are merged durably. */
+  admit(link: TargetLink, welcome: Welcome): Promise<'go' | LinkBlock>;
+  /** The peer refused because it is a source of this mirror itself. */
+  peerIsSource(link: TargetLink, refusal: Refusal): LinkBlock | null;
+  /** End of a resync pass: the generation the target now holds. */
+  inSync(link: TargetLink): string;
+  /** The target acknowledged holding generation `current`. */
+  inSyncAcknowledged?(link: TargetLink, current: string): void;
+  /** The link lost its connection. */
+  linkDown?(link: TargetLink): void;
+  /** The target asks to take over (switchover). */
+  switchover(link: TargetLink): Promise<Switched>;
+  /** A positive switchover answer has left for the target. */
+  afterSwitchover?(link: TargetLink): void;
+  /** Before each write: a promise while a new generation is being made durable, else null (cheap). */
+  beforeWrite?(): Promise<void> | null;
+}
 
 export interface MirrorCore {
   readonly tag: string;
@@ -19,4 +50,5 @@ export interface MirrorCore {
   readonly resyncRate: number;
   /** The next number of the mirror's write sequence (shared by all targets). */
   nextSeq(): number;
+  readonly policy: MirrorPolicy;
 }

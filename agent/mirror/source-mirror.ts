@@ -6,7 +6,7 @@ import { compressWrite } from './compress.js';
 import { encodeSeqFrame, encodeWrite, encodeZero, FrameType, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
 import type { Logger } from '../log.js';
 import { ChunkLocks } from './chunk-locks.js';
-import type { MirrorCore } from './mirror-core.js';
+import type { MirrorCore, MirrorPolicy } from './mirror-core.js';
 import { TargetLink, type TargetConfig } from './target-link.js';
 
 export interface SourceMirrorOptions {
@@ -19,6 +19,9 @@ export interface SourceMirrorOptions {
   resyncRate?: number;
   /** zlib level 0–9 offered to targets (0 = off); takes effect at each (re)connection. */
   compression?: number;
+  policy: MirrorPolicy;
+  /** The mirror's size when the local disk is larger (a target disk may be; the mirror keeps the source's size). */
+  size?: number;
 }
 
 export class SourceMirror implements BlockStore, MirrorCore {
@@ -32,6 +35,8 @@ export class SourceMirror implements BlockStore, MirrorCore {
   asyncLimit: number;
   resyncRate: number;
   compression: number;
+  readonly policy: MirrorPolicy;
+  private readonly sizeLimit: number | undefined;
   private seq = 0;
 
   constructor(options: SourceMirrorOptions, private readonly logger: Logger) {
@@ -43,11 +48,13 @@ export class SourceMirror implements BlockStore, MirrorCore {
     this.asyncLimit = options.asyncLimit;
     this.resyncRate = options.resyncRate ?? 0;
     this.compression = options.compression ?? 0;
+    this.policy = options.policy;
+    this.sizeLimit = options.size;
   }
 
   // BlockStore, as the NBD server sees the mirror.
   get size(): number {
-    return this.local.size;
+    return this.sizeLimit !== undefined ? Math.min(this.sizeLimit, this.local.size) : this.local.size;
   }
   get readOnly(): boolean {
     return false;
@@ -136,6 +143,8 @@ export class SourceMirror implements BlockStore, MirrorCore {
    */
   private async replicated(offset: number, length: number, frameFor: (seq: number, compression: number) => Buffer, local: () => Promise<void>): Promise<void> {
     const [first, last] = chunkRange(this.chunkSize, offset, length);
+    const rotation = this.policy.beforeWrite?.();
+    if (rotation) await rotation;
     const slots = this.links.map((l) => l.slot);
     if (slots.length > 0) await this.log.markDirty(slots, first, last);
     await this.locks.beginWrite(first, last);

@@ -6,8 +6,8 @@ import { BitSet } from '../intent-log/bitmap.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import type { Logger } from '../log.js';
 import {
-  encodeHashRequest, encodeHello, encodeWrite, FrameAssembler, FrameType, HASH_LENGTH, MAX_HASH_CHUNKS, PROTOCOL, PROTOCOL_VERSION,
-  ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH,
+  encodeGeneration, encodeHashRequest, encodeHello, encodeSeqFrame, encodeSwitched, encodeWrite, FrameAssembler, FrameType, HASH_LENGTH,
+  MAX_HASH_CHUNKS, PROTOCOL, PROTOCOL_VERSION, ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH, type Welcome,
 } from '../replication/wire.js';
 import { compressWrite } from './compress.js';
 import type { MirrorCore } from './mirror-core.js';
@@ -59,6 +59,8 @@ export class TargetLink {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private lastError = '';
+  /** Set while the peer's generations forbid syncing (split brain, newer data there): shown until resolved. */
+  private blocked: { state: LinkState; message: string } | null = null;
   private throttled = false;
   private resyncTotal = 0;
   private resyncSamples: Array<[number, number]> = []; // [time, resyncBytes]
@@ -210,15 +212,17 @@ export class TargetLink {
     const dirty = this.mirror.log.dirtyCount(this.slot);
     const chunks = this.mirror.log.chunks;
     const speed = this.resyncSpeed();
-    const status = this.state === 'paused' ? 'Paused'
-      : this.state === 'resyncing' ? 'Resyncing'
-      : this.state === 'mirroring' ? 'Fully Operational'
+    const state = this.blocked && this.state !== 'paused' ? this.blocked.state : this.state;
+    const status = state === 'paused' ? 'Paused'
+      : state === 'resyncing' ? 'Resyncing'
+      : state === 'mirroring' ? 'Fully Operational'
+      : state === 'split-brain' ? 'Split Brain'
       : 'Out Of Sync';
     return {
       node: this.config.node,
       address: this.config.address,
       mode: this.config.mode,
-      state: this.state,
+      state,
       status,
       percentSynced: chunks === 0 ? 100 : Math.floor((1000 * (chunks - dirty)) / chunks) / 10,
       dirtyChunks: dirty,
@@ -233,8 +237,36 @@ export class TargetLink {
       checksumCompared: this.checksumCompared,
       checksumMatched: this.checksumMatched,
       compressionRatio: this.payloadWireBytes > 0 ? Math.round((100 * this.payloadBytes) / this.payloadWireBytes) / 100 : 1,
-      lastError: this.lastError,
+      lastError: this.blocked && this.state !== 'paused' ? this.blocked.message : this.lastError,
     };
+  }
+
+  /** Connected, resync done: every write reaches this target in order. */
+  get mirroring(): boolean {
+    return this.ready && this.socket !== null && this.state === 'mirroring';
+  }
+
+  /** Tells the target, in the write stream, which generation its data is now. */
+  sendGeneration(current: string | undefined, consistent: boolean): number {
+    if (!this.ready || !this.socket) return 0;
+    const seq = this.mirror.nextSeq();
+    const frame = encodeGeneration({ seq, consistent, ...(current !== undefined ? { current } : {}) });
+    this.writeBatched(frame);
+    this.sent.push(seq);
+    this.sentBytes.push(frame.length);
+    this.bytesSent += frame.length;
+    return seq;
+  }
+
+  /** Everything sent so far acknowledged (or the connection gone), bounded by `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const last = this.sent.length > 0 ? (this.sent[this.sent.length - 1] as number) : 0;
+    if (last === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
+    await Promise.race([this.waitAck(last), timeout]);
+    clearTimeout(timer);
+    return this.acked >= last;
   }
 
   private resyncSpeed(): number {
@@ -264,6 +296,7 @@ export class TargetLink {
       socket.write(encodeHello({
         protocol: PROTOCOL, version: PROTOCOL_VERSION, tag: this.mirror.tag, size: this.mirror.size,
         chunkSize: this.mirror.chunkSize, source: this.mirror.node, compression: this.mirror.compression,
+        ...this.mirror.policy.hello(this),
       }));
     });
     socket.on('data', (chunk: Buffer) => {
@@ -279,13 +312,29 @@ export class TargetLink {
       }
       for (const f of frames) {
         if (f.type === FrameType.WELCOME) {
-          this.compression = Math.min(this.mirror.compression, f.compression);
-          this.onWelcome(generation, f.node);
+          this.compression = Math.min(this.mirror.compression, f.welcome.compression);
+          void this.onWelcome(generation, f.welcome).catch((e: Error) => {
+            this.lastError = `connecting ${this.config.node}: ${e.message}`;
+            this.log.warn(this.lastError);
+            socket.destroy();
+          });
         }
         else if (f.type === FrameType.REFUSE) {
-          this.lastError = `target ${this.config.node} refused: ${f.message}`;
+          if (f.refusal.role === 'source') {
+            this.blocked = this.mirror.policy.peerIsSource(this, f.refusal);
+            this.lastError = this.blocked?.message ?? `${this.config.node} is a source of ${this.mirror.tag} too`;
+          } else {
+            this.lastError = `target ${this.config.node} refused: ${f.refusal.message}`;
+          }
           this.log.warn(this.lastError);
           socket.destroy();
+        } else if (f.type === FrameType.SWITCHOVER) {
+          void this.mirror.policy.switchover(this).then((answer) => {
+            if (this.socket !== socket) return;
+            socket.write(encodeSwitched(answer), () => {
+              if (answer.ok) this.mirror.policy.afterSwitchover?.(this);
+            });
+          });
         } else if (f.type === FrameType.ACK) this.onAck(f.seq);
         else if (f.type === FrameType.HASHES) {
           const w = this.hashWaiters.get(f.seq);
@@ -304,10 +353,31 @@ export class TargetLink {
     socket.once('close', () => this.onClose(socket));
   }
 
-  private onWelcome(generation: number, node: string): void {
+  private async onWelcome(generation: number, welcome: Welcome): Promise<void> {
     if (generation !== this.generation) return;
-    if (node !== this.config.node) this.log.warn(`target at ${this.config.address} calls itself "${node}", expected "${this.config.node}"`);
+    if (welcome.node !== this.config.node) {
+      this.lastError = `the agent at ${this.config.address} is "${welcome.node}", not "${this.config.node}"; correct the target's address (tandem unextend, then extend)`;
+      this.log.warn(this.lastError);
+      this.socket?.destroy();
+      return;
+    }
+    // The generations decide whether, and how much, this target may be resynced from here.
+    const verdict = await this.mirror.policy.admit(this, welcome);
+    if (generation !== this.generation || !this.socket) return;
+    if (verdict !== 'go') {
+      this.blocked = verdict;
+      this.lastError = verdict.message;
+      this.log.warn(verdict.message);
+      this.socket.destroy();
+      return;
+    }
+    this.blocked = null;
     this.ready = true;
+    // Our first message: the target learns its bitmap bits are safe with us and may drop them.
+    const seq = this.mirror.nextSeq();
+    this.writeBatched(encodeSeqFrame(FrameType.FLUSH, seq));
+    this.sent.push(seq);
+    this.sentBytes.push(13);
     this.backoff = BACKOFF_MIN_MS;
     this.lastError = '';
     this.log.info(`connected to target ${this.config.node} (${this.config.mode})`);
@@ -377,6 +447,7 @@ export class TargetLink {
       this.lastError = `lost the connection to ${this.config.node} at ${this.config.address}`;
       this.log.warn(`lost target ${this.config.node}; tracking changes in the bitmap`);
     }
+    this.mirror.policy.linkDown?.(this);
     if (this.stopped || this.config.paused) return;
     this.state = 'connecting';
     this.reconnectTimer = setTimeout(() => {
@@ -443,6 +514,8 @@ export class TargetLink {
     if (this.resyncTotal > 0) {
       this.state = 'resyncing';
       this.log.info(`resyncing ${this.resyncTotal} chunks to ${this.config.node}`);
+      // From here until the end of the pass the target's data is not a usable copy.
+      this.sendGeneration(undefined, false);
     }
     const chunkSize = this.mirror.chunkSize;
     if (this.checksumNext && this.resyncTotal > 0) {
@@ -494,7 +567,11 @@ export class TargetLink {
     if (lastSeq > 0) await this.waitAck(lastSeq);
     if (generation !== this.generation) return;
     this.pendingResync = null;
+    // The target now holds everything: it takes our generation, and our bitmap for it starts there.
+    const current = this.mirror.policy.inSync(this);
+    const genSeq = this.sendGeneration(current, true);
     this.state = 'mirroring';
+    if (genSeq > 0) void this.waitAck(genSeq).then(() => this.mirror.policy.inSyncAcknowledged?.(this, current));
     if (this.resyncTotal > 0) this.log.info(`resync to ${this.config.node} complete`);
     await this.mirror.log.flushClears();
   }

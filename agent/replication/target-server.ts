@@ -8,16 +8,25 @@ import { BufferPool } from '../storage/buffer-pool.js';
 import { adoptSocket } from '../nbd/adopt-socket.js';
 import type { Logger } from '../log.js';
 import {
-  encodeHashes, encodeRefuse, encodeSeqFrame, encodeWelcome, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
-  type Frame, type Hello,
+  encodeHashes, encodeRefuse, encodeSeqFrame, encodeSwitchover, encodeWelcome, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
+  type Frame, type GenerationNotice, type Hello, type Refusal, type Switched, type Welcome,
 } from './wire.js';
 
-/** How a target agent finds the volume for a mirror tag. */
+/** What this node answers a source that connects for a mirror. */
+export type Admission =
+  | { store: BlockStore; welcome: Pick<Welcome, 'generations' | 'consistent' | 'dirty'> }
+  | Refusal;
+
+/** How a target agent finds the volume for a mirror tag and keeps its generations. */
 export interface TargetVolumes {
-  /** The store for the tag, or a sentence saying why this node will not take the mirror. */
-  lookup(tag: string, hello: Hello): BlockStore | string;
-  /** Called when a source connects / disconnects (for status). */
+  /** The store and this node's generations for the tag, or why this node will not take the mirror. */
+  admit(tag: string, hello: Hello, remoteAddress: string): Admission;
+  /** Called when a source connects / disconnects (for status and failover rules). */
   onSourceChange?(tag: string, source: string | null): void;
+  /** The source sent its first message after WELCOME: it has our bitmap bits durably. */
+  onSourceHasOurBits?(tag: string, source: string): void;
+  /** In stream order, after everything before it is durable: the data's generation changed. */
+  onGeneration?(tag: string, source: string, notice: GenerationNotice): void;
   /** Called after each durable batch (for status and counters). */
   onApplied?(tag: string, seq: number, bytes: number): void;
 }
@@ -41,6 +50,8 @@ class TargetSession {
   private queuedBytes = 0;
   private applying = false;
   private closed = false;
+  private gotFirstFrame = false;
+  private switchWaiter: ((s: Switched) => void) | null = null;
 
   constructor(
     private readonly socket: net.Socket,
@@ -57,6 +68,8 @@ class TargetSession {
     socket.once('close', () => {
       clearTimeout(timer);
       this.closed = true;
+      this.switchWaiter?.({ ok: false, message: 'the connection to the source closed before it answered' });
+      this.switchWaiter = null;
       if (this.hello && this.sessions.get(this.hello.tag) === this) {
         this.sessions.delete(this.hello.tag);
         this.volumes.onSourceChange?.(this.hello.tag, null);
@@ -91,11 +104,42 @@ class TargetSession {
     return this.queuedBytes <= MAX_QUEUED_BYTES;
   }
 
+  /** Asks the source to hand the mirror over to this node (switchover); resolves with its answer. */
+  requestSwitchover(timeoutMs: number): Promise<Switched> {
+    if (this.closed || !this.hello) return Promise.resolve({ ok: false, message: 'no source is connected' });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.switchWaiter = null;
+        resolve({ ok: false, message: `the source did not answer within ${timeoutMs / 1000} s` });
+      }, timeoutMs);
+      this.switchWaiter = (s) => {
+        clearTimeout(timer);
+        resolve(s);
+      };
+      this.socket.write(encodeSwitchover(this.node));
+    });
+  }
+
   private onFrame(f: Frame, body: Buffer): void {
     if (this.closed) return;
     if (!this.hello) {
       if (f.type !== FrameType.HELLO) return this.drop(`expected HELLO, got frame type ${f.type}`);
       return this.onHello(f.hello);
+    }
+    if (!this.gotFirstFrame) {
+      // The source sends nothing before our bits are durable in its bitmap: ours may go now.
+      this.gotFirstFrame = true;
+      this.volumes.onSourceHasOurBits?.(this.hello.tag, this.hello.source);
+    }
+    if (f.type === FrameType.SWITCHED) {
+      const w = this.switchWaiter;
+      this.switchWaiter = null;
+      w?.(f.switched);
+      return;
+    }
+    if (f.type === FrameType.GEN) {
+      this.queue.push({ frame: f, body: null });
+      return;
     }
     if (f.type === FrameType.WRITE_Z) {
       if (this.compression === 0) return this.drop('compressed data although no compression was agreed');
@@ -118,9 +162,9 @@ class TargetSession {
     if (f.type === FrameType.WRITE) this.queuedBytes += f.data.length;
   }
 
-  private refuse(message: string): void {
+  private refuse(message: string, extra: Omit<Refusal, 'message'> = {}): void {
     this.log.warn(`refusing replication for "${this.hello?.tag ?? '?'}": ${message}`);
-    this.socket.end(encodeRefuse(message));
+    this.socket.end(encodeRefuse(message, extra));
     this.closed = true;
   }
 
@@ -129,18 +173,22 @@ class TargetSession {
     if (hello.protocol !== PROTOCOL || hello.version !== PROTOCOL_VERSION) {
       return this.refuse(`unsupported replication protocol ${hello.protocol} version ${hello.version}; this agent speaks ${PROTOCOL} version ${PROTOCOL_VERSION}. Upgrade both agents to the same release.`);
     }
-    const found = this.volumes.lookup(hello.tag, hello);
-    if (typeof found === 'string') return this.refuse(found);
+    const previous = this.sessions.get(hello.tag);
+    if (previous && previous.hello?.source !== hello.source) {
+      return this.refuse(`${previous.hello?.source ?? 'another node'} is replicating into this target now; ${hello.source} cannot at the same time`);
+    }
+    const admitted = this.volumes.admit(hello.tag, hello, this.socket.remoteAddress ?? '');
+    if (!('store' in admitted)) return this.refuse(admitted.message, admitted);
+    const found = admitted.store;
     if (found.size < hello.size) {
       return this.refuse(`target disk ${found.description} (${found.size} bytes) is smaller than the source (${hello.size} bytes); choose a target at least as large as the source`);
     }
-    const previous = this.sessions.get(hello.tag);
     if (previous) previous.close(); // a source that reconnects replaces its stale connection
     this.sessions.set(hello.tag, this);
     this.store = found;
     // Any zlib level the source asks for is fine here: inflating costs the same for all of them.
     this.compression = Math.min(9, Math.max(0, Math.floor(hello.compression ?? 0)));
-    this.socket.write(encodeWelcome(found.size, this.node, this.compression));
+    this.socket.write(encodeWelcome({ size: found.size, node: this.node, compression: this.compression, ...admitted.welcome }));
     this.volumes.onSourceChange?.(hello.tag, hello.source);
   }
 
@@ -170,6 +218,12 @@ class TargetSession {
             last = f.seq;
           } else if (f.type === FrameType.FLUSH) {
             last = f.seq;
+          } else if (f.type === FrameType.GEN) {
+            // A generation describes the data before it: make that durable first.
+            await store.flush();
+            if (this.closed) return;
+            this.volumes.onGeneration?.(this.hello!.tag, this.hello!.source, f.gen);
+            last = f.gen.seq;
           } else if (f.type === FrameType.HASH_REQ) {
             // Hashes of the chunks as they are after everything sent before the request.
             const chunkSize = this.hello!.chunkSize;
@@ -241,6 +295,13 @@ export class ReplicationListener {
 
   connectedSource(tag: string): boolean {
     return this.sessions.has(tag);
+  }
+
+  /** Asks the connected source of `tag` to hand the mirror over to this node. */
+  requestSwitchover(tag: string, timeoutMs = 30_000): Promise<Switched> {
+    const s = this.sessions.get(tag);
+    if (!s) return Promise.resolve({ ok: false, message: 'no source is connected' });
+    return s.requestSwitchover(timeoutMs);
   }
 
   async close(): Promise<void> {

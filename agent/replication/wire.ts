@@ -1,9 +1,13 @@
 // The replication protocol between a source agent and a target agent, over one TCP connection per
 // (mirror, target). Frames: u32 length of what follows, u8 type, payload. Pure encoding/decoding.
 //
-//   HELLO   source → target  JSON {protocol, version, tag, size, chunkSize, source, compression}
-//   WELCOME target → source  JSON {size, node, compression}   (the compression level it accepts)
-//   REFUSE  target → source  JSON {message}            (then the target closes)
+//   HELLO   source → target  JSON {protocol, version, tag, size, chunkSize, source, compression,
+//                            generations, members, sourceAddress}
+//   WELCOME target → source  JSON {size, node, compression, generations, consistent, dirty}
+//                            (the compression level it accepts; its own generations; base64 of its
+//                            bitmap for the source: chunks it may hold differently, to resync too)
+//   REFUSE  target → source  JSON {message, role?, generations?, inService?}   (then the target closes;
+//                            role "source": this node is itself a source of the mirror)
 //   WRITE   source → target  u64 seq, u64 offset, data
 //   WRITE_Z source → target  u64 seq, u64 offset, u32 length, deflate-raw(data)   (compression agreed)
 //   ZERO    source → target  u64 seq, u64 offset, u32 length
@@ -12,14 +16,19 @@
 //   HASH_REQ source → target u64 seq, u64 first chunk, u32 count  (checksum resync)
 //   HASHES  target → source  u64 seq, u64 first chunk, u32 count, count × 32-byte SHA-256 of each
 //                            chunk as it is after every message before the request
+//   GEN     source → target  JSON {seq, current?, consistent}  in the stream: the target's data is now
+//                            generation `current` (end of resync, new generation) / is being resynced
+//   SWITCHOVER target → source JSON {node}             (bring the mirror in service on that target)
+//   SWITCHED   source → target JSON {ok, message, generations}  (the source is out of service now, or why not)
 //
 // The target applies messages strictly in order, so at any moment it holds a prefix of the source's
 // write sequence; sequence numbers only grow but need not be contiguous.
 
 import { BufferPool } from '../storage/buffer-pool.js';
+import type { Generations } from '../mirror/generations.js';
 
 export const PROTOCOL = 'tandem-replication';
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const MAX_FRAME = 33 * 1024 * 1024;
 
 export const FrameType = {
@@ -33,6 +42,9 @@ export const FrameType = {
   WRITE_Z: 8,
   HASH_REQ: 9,
   HASHES: 10,
+  GEN: 11,
+  SWITCHOVER: 12,
+  SWITCHED: 13,
 } as const;
 
 export const HASH_LENGTH = 32;
@@ -48,12 +60,58 @@ export interface Hello {
   source: string;
   /** zlib level the source would like to send with (0 = none); absent from old sources. */
   compression?: number;
+  generations: Generations;
+  /** Every node of the mirror as the source sees it (itself included), for failover and switchover. */
+  members: MemberInfo[];
+  /** The source's replication address, host:port ('' host: use the address the connection came from). */
+  sourceAddress: string;
+}
+
+export interface MemberInfo {
+  node: string;
+  address: string;
+  mode: 'sync' | 'async';
+}
+
+export interface Welcome {
+  size: number;
+  node: string;
+  compression: number;
+  generations: Generations;
+  /** The target's data is a usable copy (not in the middle of a resync). */
+  consistent: boolean;
+  /** base64 of the target's bitmap for this source ('' when clean or without a bitmap). */
+  dirty: string;
+}
+
+export interface Refusal {
+  message: string;
+  /** 'source': the refusing node is itself a source of the mirror (in service or starting). */
+  role?: 'source';
+  inService?: boolean;
+  generations?: Generations;
+}
+
+export interface GenerationNotice {
+  seq: number;
+  /** The generation the target's data now is (absent: unchanged). */
+  current?: string;
+  consistent: boolean;
+}
+
+export interface Switched {
+  ok: boolean;
+  message: string;
+  generations?: Generations;
 }
 
 export type Frame =
   | { type: typeof FrameType.HELLO; hello: Hello }
-  | { type: typeof FrameType.WELCOME; size: number; node: string; compression: number }
-  | { type: typeof FrameType.REFUSE; message: string }
+  | { type: typeof FrameType.WELCOME; welcome: Welcome }
+  | { type: typeof FrameType.REFUSE; refusal: Refusal }
+  | { type: typeof FrameType.GEN; gen: GenerationNotice }
+  | { type: typeof FrameType.SWITCHOVER; node: string }
+  | { type: typeof FrameType.SWITCHED; switched: Switched }
   | { type: typeof FrameType.WRITE; seq: number; offset: number; data: Buffer }
   | { type: typeof FrameType.WRITE_Z; seq: number; offset: number; length: number; compressed: Buffer }
   | { type: typeof FrameType.ZERO; seq: number; offset: number; length: number }
@@ -79,7 +137,10 @@ function jsonFrame(type: number, value: unknown): Buffer {
 }
 
 export const encodeHello = (h: Hello): Buffer => jsonFrame(FrameType.HELLO, h);
-export const encodeWelcome = (size: number, node: string, compression: number): Buffer => jsonFrame(FrameType.WELCOME, { size, node, compression });
+export const encodeWelcome = (w: Welcome): Buffer => jsonFrame(FrameType.WELCOME, w);
+export const encodeGeneration = (g: GenerationNotice): Buffer => jsonFrame(FrameType.GEN, g);
+export const encodeSwitchover = (node: string): Buffer => jsonFrame(FrameType.SWITCHOVER, { node });
+export const encodeSwitched = (s: Switched): Buffer => jsonFrame(FrameType.SWITCHED, s);
 
 /** A WRITE_Z frame: the data of a WRITE, compressed (deflate-raw). */
 export function encodeWriteZ(seq: number, offset: number, length: number, compressed: Buffer): Buffer {
@@ -90,7 +151,7 @@ export function encodeWriteZ(seq: number, offset: number, length: number, compre
   compressed.copy(b, 25);
   return b;
 }
-export const encodeRefuse = (message: string): Buffer => jsonFrame(FrameType.REFUSE, { message });
+export const encodeRefuse = (message: string, extra: Omit<Refusal, 'message'> = {}): Buffer => jsonFrame(FrameType.REFUSE, { message, ...extra });
 
 /** A WRITE frame with the data copied in: one buffer, written to every target. */
 export function encodeWrite(seq: number, offset: number, data: readonly Buffer[]): Buffer {
@@ -155,6 +216,19 @@ function parseJson(body: Buffer): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+function isGenerations(v: unknown): v is Generations {
+  if (!v || typeof v !== 'object') return false;
+  const g = v as Record<string, unknown>;
+  return typeof g.current === 'string' && Array.isArray(g.history) && g.history.every((h) => typeof h === 'string') &&
+    !!g.peers && typeof g.peers === 'object' && !Array.isArray(g.peers) && Object.values(g.peers as object).every((p) => typeof p === 'string');
+}
+
+function isMember(v: unknown): v is MemberInfo {
+  if (!v || typeof v !== 'object') return false;
+  const m = v as Record<string, unknown>;
+  return typeof m.node === 'string' && typeof m.address === 'string' && (m.mode === 'sync' || m.mode === 'async');
+}
+
 function need(body: Buffer, n: number, what: string): void {
   if (body.length < n) throw new ProtocolError(`${what} frame too short (${body.length} bytes)`);
 }
@@ -167,21 +241,56 @@ export function decodeFrame(type: number, body: Buffer): Frame {
       const h = {
         protocol: o.protocol, version: o.version, tag: o.tag, size: o.size, chunkSize: o.chunkSize, source: o.source,
         compression: typeof o.compression === 'number' ? o.compression : 0,
+        generations: o.generations, members: o.members, sourceAddress: o.sourceAddress,
       };
       if (typeof h.protocol !== 'string' || typeof h.version !== 'number' || typeof h.tag !== 'string' ||
         typeof h.size !== 'number' || typeof h.chunkSize !== 'number' || typeof h.source !== 'string') {
         throw new ProtocolError('HELLO lacks protocol, version, tag, size, chunkSize or source');
       }
+      // An older agent's HELLO lacks the rest; it is refused for its version, not for garbage.
+      if (h.version === PROTOCOL_VERSION) {
+        if (!isGenerations(h.generations) || !Array.isArray(h.members) || !h.members.every(isMember) || typeof h.sourceAddress !== 'string') {
+          throw new ProtocolError('HELLO lacks generations, members or sourceAddress');
+        }
+      }
       return { type, hello: h as Hello };
     }
     case FrameType.WELCOME: {
       const o = parseJson(body);
-      if (typeof o.size !== 'number' || typeof o.node !== 'string') throw new ProtocolError('WELCOME lacks size or node');
-      return { type, size: o.size, node: o.node, compression: typeof o.compression === 'number' ? o.compression : 0 };
+      if (typeof o.size !== 'number' || typeof o.node !== 'string' || !isGenerations(o.generations) || typeof o.consistent !== 'boolean' || typeof o.dirty !== 'string') {
+        throw new ProtocolError('WELCOME lacks size, node, generations, consistent or dirty');
+      }
+      return {
+        type, welcome: {
+          size: o.size, node: o.node, compression: typeof o.compression === 'number' ? o.compression : 0,
+          generations: o.generations, consistent: o.consistent, dirty: o.dirty,
+        },
+      };
     }
     case FrameType.REFUSE: {
       const o = parseJson(body);
-      return { type, message: typeof o.message === 'string' ? o.message : 'refused' };
+      const refusal: Refusal = { message: typeof o.message === 'string' ? o.message : 'refused' };
+      if (o.role === 'source') refusal.role = 'source';
+      if (typeof o.inService === 'boolean') refusal.inService = o.inService;
+      if (isGenerations(o.generations)) refusal.generations = o.generations;
+      return { type, refusal };
+    }
+    case FrameType.GEN: {
+      const o = parseJson(body);
+      if (typeof o.seq !== 'number' || typeof o.consistent !== 'boolean' || (o.current !== undefined && typeof o.current !== 'string')) {
+        throw new ProtocolError('GEN lacks seq or consistent');
+      }
+      return { type, gen: { seq: o.seq, consistent: o.consistent, ...(typeof o.current === 'string' ? { current: o.current } : {}) } };
+    }
+    case FrameType.SWITCHOVER: {
+      const o = parseJson(body);
+      if (typeof o.node !== 'string') throw new ProtocolError('SWITCHOVER lacks node');
+      return { type, node: o.node };
+    }
+    case FrameType.SWITCHED: {
+      const o = parseJson(body);
+      if (typeof o.ok !== 'boolean' || typeof o.message !== 'string') throw new ProtocolError('SWITCHED lacks ok or message');
+      return { type, switched: { ok: o.ok, message: o.message, ...(isGenerations(o.generations) ? { generations: o.generations } : {}) } };
     }
     case FrameType.WRITE:
       need(body, 16, 'WRITE');

@@ -59,6 +59,7 @@ describe('compression', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('compress takes a level from 0 (off) to 9 (best)');
     const rewind = await src.program('mirror_settings', 'zip', 'logdir', '/tmp/logs');
-    expect(rewind.stderr).toContain('rewind log, which is not available in this release yet');
+    expect(rewind.stdout).toBe('zip: logdir set to /tmp/logs; takes effect at the next pause and resume\n');
+    expect((await src.status('zip')).rewindLog).toEqual({ dir: '/tmp/logs', maxBytes: 0 });
   });
 });

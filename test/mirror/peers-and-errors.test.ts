@@ -4,9 +4,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeHello, encodeWrite, FrameAssembler, FrameType, PROTOCOL } from '../../agent/replication/wire.js';
+import { encodeHello, encodeWrite, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION } from '../../agent/replication/wire.js';
+import { freshGenerations } from '../../agent/mirror/generations.js';
 import { makeDisk, startAgent, tandemOk, waitTargets, type Agent } from '../helpers/agents.js';
 import { makeRandomFile, sha256File, tempDir, AGENT_BUNDLE, run } from '../helpers/tools.js';
+
+const helloExtras = { generations: freshGenerations(true), members: [], sourceAddress: ':1' };
 
 const MiB = 1024 * 1024;
 
@@ -63,18 +66,18 @@ describe('replication peers and CLI errors', () => {
   });
 
   it('refuses an unknown protocol version with a message, then writes nothing it is sent', async () => {
-    const hello = encodeHello({ protocol: PROTOCOL, version: 99, tag: 'vol', size: 8 * MiB, chunkSize: 65536, source: 'mallory' });
+    const hello = encodeHello({ protocol: PROTOCOL, version: 99, tag: 'vol', size: 8 * MiB, chunkSize: 65536, source: 'mallory', ...helloExtras });
     const back = await talk(eve.address, Buffer.concat([hello, encodeWrite(1, 0, [Buffer.alloc(4096, 0xee)])]));
     const [frame] = new FrameAssembler().push(back);
     expect(frame!.type).toBe(FrameType.REFUSE);
-    expect((frame as { message: string }).message).toMatch(/unsupported replication protocol .* version 99.*Upgrade both agents/);
+    expect((frame as { refusal: { message: string } }).refusal.message).toMatch(/unsupported replication protocol .* version 99.*Upgrade both agents/);
     expect(sha256File(tgtDisk)).toBe(original);
   });
 
   it('refuses a mirror the node is not a target of, saying what to run', async () => {
-    const hello = encodeHello({ protocol: PROTOCOL, version: 1, tag: 'other', size: MiB, chunkSize: 65536, source: 'adam' });
+    const hello = encodeHello({ protocol: PROTOCOL, version: PROTOCOL_VERSION, tag: 'other', size: MiB, chunkSize: 65536, source: 'adam', ...helloExtras });
     const [frame] = new FrameAssembler().push(await talk(eve.address, hello));
-    expect((frame as { message: string }).message).toContain('tandem accept other --disk DISK');
+    expect((frame as { refusal: { message: string } }).refusal.message).toContain('tandem accept other --disk DISK');
   });
 
   it('a target disk smaller than the source is refused, and status says why', async () => {
@@ -113,7 +116,7 @@ describe('replication peers and CLI errors', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('no mirror "nosuch" on this node (adam)');
     const badTag = await adam.tandem('create', 'bad tag', '--disk', tgtDisk);
-    expect(badTag.stderr).toContain('tag "bad tag" is not valid');
+    expect(badTag.stderr).toContain('"bad tag" is not a valid tag');
     const missingDisk = await adam.tandem('create', 'x1', '--disk', path.join(dir, 'missing.img'));
     expect(missingDisk.stderr).toContain('does not exist');
     const inUse = await eve.tandem('accept', 'again', '--disk', tgtDisk);

@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IntentLog } from '../../agent/intent-log/bitmap.js';
+import type { MirrorPolicy } from '../../agent/mirror/mirror-core.js';
+import { freshGenerations } from '../../agent/mirror/generations.js';
 import { SourceMirror } from '../../agent/mirror/source-mirror.js';
 import { ReplicationListener } from '../../agent/replication/target-server.js';
 import { FileBlockStore } from '../../agent/storage/file-store.js';
@@ -41,6 +43,15 @@ const until = async (check: () => boolean, ms = 10_000) => {
   }
 };
 
+/** The failover rules are the daemon's; this test is about the write path, so every target is welcome. */
+const acceptEverything: MirrorPolicy = {
+  hello: () => ({ generations: freshGenerations(true), members: [], sourceAddress: ':1' }),
+  admit: () => Promise.resolve('go'),
+  peerIsSource: () => null,
+  inSync: () => '',
+  switchover: () => Promise.resolve({ ok: false, message: 'not in this test' }),
+};
+
 describe('SourceMirror write path', () => {
   const cleanup: Array<() => Promise<void>> = [];
   afterEach(async () => {
@@ -55,12 +66,13 @@ describe('SourceMirror write path', () => {
     const srcFile = path.join(dir, 'src.img');
     fs.writeFileSync(srcFile, Buffer.alloc(SIZE));
     const targetStore = FileBlockStore.open(tgtFile, { readOnly: false });
-    const listener = new ReplicationListener({ lookup: () => targetStore }, 't', log);
+    const listener = new ReplicationListener({ admit: () => ({ store: targetStore, welcome: { generations: freshGenerations(false), consistent: true, dirty: '' } }) }, 't', log);
     const port = await listener.listen('127.0.0.1', 0);
     const bad = 3 * CHUNK;
     const intent = IntentLog.inMemory({ chunkSize: CHUNK, volumeSize: SIZE });
     const mirror = new SourceMirror({
       tag: 'm', node: 's', local: new FailingDisk(FileBlockStore.open(srcFile, { readOnly: false }), bad), log: intent, chunkSize: CHUNK, asyncLimit: 256,
+      policy: acceptEverything,
     }, log);
     cleanup.push(async () => {
       await mirror.close();

@@ -1,0 +1,318 @@
+// The control socket's methods. Every parameter is checked before anything changes: a bad call gets an
+// error naming the field, and the state file stays as it was.
+import fs from 'node:fs';
+import path from 'node:path';
+import { MAX_TARGETS } from '../intent-log/bitmap.js';
+import { splitAddress, type TargetLink } from '../mirror/target-link.js';
+import { freshGenerations } from '../mirror/generations.js';
+import { RpcError, type Handler } from '../control/json-rpc.js';
+import type { ReplicationMode } from '../../common/mirror-status.js';
+import { DEFAULT_ASYNC_LIMIT, DEFAULT_CHUNK_SIZE, freeSlot, type MirrorRecord } from './mirror-record.js';
+import type { AgentDaemon, SourceEntry } from './agent-daemon.js';
+
+const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const NODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+const INVALID = -32602;
+
+/** Typed access to one call's parameters; unknown names are refused up front. */
+class Params {
+  constructor(private readonly p: Record<string, unknown>, method: string, allowed: readonly string[]) {
+    for (const k of Object.keys(p)) {
+      if (!allowed.includes(k)) throw new RpcError(`${method}: unknown parameter "${k}"; it takes ${allowed.map((a) => `"${a}"`).join(', ') || 'none'}`, INVALID);
+    }
+  }
+  has(name: string): boolean {
+    return this.p[name] !== undefined && this.p[name] !== null;
+  }
+  str(name: string): string {
+    const v = this.p[name];
+    if (v === undefined || v === null || v === '') throw new RpcError(`missing parameter "${name}"`, INVALID);
+    if (typeof v !== 'string') throw new RpcError(`parameter "${name}" must be a string`, INVALID);
+    return v;
+  }
+  optStr(name: string): string | undefined {
+    const v = this.p[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw new RpcError(`parameter "${name}" must be a string`, INVALID);
+    return v;
+  }
+  tag(name = 'tag'): string {
+    const tag = this.str(name);
+    if (!TAG_PATTERN.test(tag)) throw new RpcError(`parameter "${name}": "${tag}" is not a valid tag: use letters, digits, dot, dash, underscore (up to 64, starting with a letter or digit)`, INVALID);
+    return tag;
+  }
+  node(name: string): string {
+    const n = this.str(name);
+    if (!NODE_PATTERN.test(n)) throw new RpcError(`parameter "${name}": "${n}" is not a valid node name`, INVALID);
+    return n;
+  }
+  int(name: string, fallback: number, min: number, max: number): number {
+    const v = this.p[name];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new RpcError(`parameter "${name}" must be an integer from ${min} to ${max}`, INVALID);
+    return v;
+  }
+  bool(name: string): boolean {
+    const v = this.p[name];
+    if (v === undefined || v === null) return false;
+    if (typeof v !== 'boolean') throw new RpcError(`parameter "${name}" must be true or false`, INVALID);
+    return v;
+  }
+  oneOf<T extends string>(name: string, values: readonly T[], fallback: T): T {
+    const v = this.optStr(name);
+    if (v === undefined || v === '') return fallback;
+    if (!(values as readonly string[]).includes(v)) throw new RpcError(`parameter "${name}" must be one of ${values.join(', ')}, not "${v}"`, INVALID);
+    return v as T;
+  }
+  nodes(name: string): string[] {
+    const v = this.p[name];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && NODE_PATTERN.test(x))) throw new RpcError(`parameter "${name}" must be a list of node names`, INVALID);
+    return v as string[];
+  }
+  path(name: string): string {
+    const v = this.str(name);
+    if (!path.isAbsolute(v)) throw new RpcError(`parameter "${name}": "${v}" must be an absolute path`, INVALID);
+    return v;
+  }
+}
+
+function newRecord(fields: Pick<MirrorRecord, 'tag' | 'disk' | 'bitmap' | 'chunkSize' | 'asyncLimit' | 'resyncRate' | 'compression' | 'role'>): MirrorRecord {
+  return {
+    ...fields, size: 0, inService: fields.role === 'source', targets: [], members: [], source: null, slots: {},
+    generations: freshGenerations(fields.role === 'source'), lastOwner: fields.role === 'source', dataCorrupt: false,
+    consistent: fields.role === 'source', logdir: '', logmax: 0,
+  };
+}
+
+export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
+  const notHere = (tag: string) => new RpcError(`no mirror "${tag}" on this node (${d.node}); see: tandem status`);
+
+  /** The source copy of `tag`, in service (or at least open) here. */
+  const source = (tag: string, needOpen = true): SourceEntry => {
+    const s = d.sources.get(tag);
+    if (!s) {
+      if (d.targets.has(tag)) throw new RpcError(`this node (${d.node}) is a target of "${tag}", not its source; run this on the source node`);
+      throw notHere(tag);
+    }
+    if (needOpen && !s.mirror) throw new RpcError(`"${tag}" is out of service on this node; bring it in service first (tandem inservice ${tag})`);
+    return s;
+  };
+
+  const selectLinks = (s: SourceEntry, nodes: string[]): TargetLink[] => {
+    const links = s.mirror!.links;
+    if (nodes.length === 0) return links.slice();
+    return nodes.map((n) => {
+      const l = links.find((x) => x.config.node === n);
+      if (!l) throw new RpcError(`"${n}" is not a target of mirror "${s.record.tag}"; targets: ${links.map((x) => x.config.node).join(', ') || 'none'}`);
+      return l;
+    });
+  };
+
+  const checkNewDisk = (tag: string, disk: string) => {
+    if (d.sources.has(tag) || d.targets.has(tag)) throw new RpcError(`mirror "${tag}" already exists on this node`);
+    const used = d.diskInUse(disk);
+    if (used) throw new RpcError(`${disk} is already protected by ${used}`);
+  };
+
+  const bitmapPath = (tag: string, given: string | undefined): string | null => {
+    if (given === 'none') return null;
+    const file = given || path.join(d.paths.bitmapDir, `${tag}.bitmap`);
+    if (!path.isAbsolute(file)) throw new RpcError(`parameter "bitmap": "${file}" must be an absolute path or "none"`, INVALID);
+    if (fs.existsSync(file)) throw new RpcError(`bitmap file ${file} already exists; remove it or name another with --bitmap`);
+    return file;
+  };
+
+  return {
+    'agent.info': (p) => {
+      new Params(p, 'agent.info', []);
+      return d.info();
+    },
+
+    'mirror.status': (p) => {
+      const a = new Params(p, 'mirror.status', ['tag']);
+      return d.status(a.has('tag') ? a.tag() : undefined);
+    },
+
+    'mirror.create': async (p) => {
+      const a = new Params(p, 'mirror.create', ['tag', 'disk', 'bitmap', 'chunkSize', 'asyncLimit', 'resyncRate', 'compression']);
+      const tag = a.tag();
+      const disk = a.path('disk');
+      const chunkSize = a.int('chunkSize', DEFAULT_CHUNK_SIZE, 4096, 64 * 1024 * 1024);
+      if (chunkSize & (chunkSize - 1)) throw new RpcError('parameter "chunkSize" must be a power of two', INVALID);
+      const asyncLimit = a.int('asyncLimit', DEFAULT_ASYNC_LIMIT, 1, 65536);
+      const resyncRate = a.int('resyncRate', 0, 0, 2 ** 40);
+      const compression = a.int('compression', 0, 0, 9);
+      checkNewDisk(tag, disk);
+      const bitmap = bitmapPath(tag, a.optStr('bitmap'));
+      const record = newRecord({ tag, disk, bitmap, chunkSize, asyncLimit, resyncRate, compression, role: 'source' });
+      await d.openSource(record, 'in service');
+      d.persist();
+      return { tag, export: d.paths.exportSocket(tag), size: record.size };
+    },
+
+    'mirror.accept': async (p) => {
+      const a = new Params(p, 'mirror.accept', ['tag', 'disk', 'bitmap']);
+      const tag = a.tag();
+      const disk = a.path('disk');
+      checkNewDisk(tag, disk);
+      const bitmap = bitmapPath(tag, a.optStr('bitmap'));
+      const record = newRecord({ tag, disk, bitmap, chunkSize: DEFAULT_CHUNK_SIZE, asyncLimit: DEFAULT_ASYNC_LIMIT, resyncRate: 0, compression: 0, role: 'target' });
+      d.openTarget(record);
+      d.persist();
+      return { tag, disk, replication: d.info().replication };
+    },
+
+    'mirror.extend': async (p) => {
+      const a = new Params(p, 'mirror.extend', ['tag', 'node', 'address', 'mode', 'localAddress', 'initialSync']);
+      const s = source(a.tag());
+      const node = a.node('node');
+      const address = a.str('address');
+      try {
+        splitAddress(address);
+      } catch (err) {
+        throw new RpcError(`parameter "address": ${(err as Error).message}`, INVALID);
+      }
+      const mode = a.oneOf<ReplicationMode>('mode', ['sync', 'async'], 'sync');
+      const initialSync = a.oneOf('initialSync', ['full', 'none', 'checksum'], 'full');
+      const localAddress = a.optStr('localAddress') || undefined;
+      const mirror = s.mirror!;
+      if (node === d.node) throw new RpcError('a mirror cannot target its own source node');
+      if (mirror.links.some((l) => l.config.node === node)) throw new RpcError(`${node} is already a target of "${s.record.tag}"`);
+      if (mirror.links.length >= MAX_TARGETS) throw new RpcError(`mirror "${s.record.tag}" already has ${MAX_TARGETS} targets, the maximum`);
+      const slots = { ...s.record.slots };
+      for (const l of mirror.links) slots[l.config.node] = l.slot;
+      delete slots[node];
+      const slot = freeSlot(slots, MAX_TARGETS);
+      // A new target starts with every chunk dirty (full resync) unless told the data is new.
+      if (initialSync === 'none') await mirror.log.clearAll(slot);
+      else await mirror.log.setAll(slot);
+      s.record.slots[node] = slot;
+      // '' = it never held a copy: its bitmap (just set) says everything it needs.
+      s.record.generations.peers[node] = '';
+      mirror.addTarget({ node, address, localAddress, mode, slot, paused: false }, initialSync === 'checksum');
+      d.persist();
+      return { tag: s.record.tag, node, slot };
+    },
+
+    'mirror.unextend': (p) => {
+      const a = new Params(p, 'mirror.unextend', ['tag', 'node']);
+      const s = source(a.tag());
+      const node = a.node('node');
+      const link = s.mirror!.removeTarget(node);
+      if (!link) throw new RpcError(`"${node}" is not a target of "${s.record.tag}"`);
+      delete s.record.slots[node];
+      delete s.record.generations.peers[node];
+      d.persist();
+      return { tag: s.record.tag, node };
+    },
+
+    'mirror.release': async (p) => {
+      const a = new Params(p, 'mirror.release', ['tag']);
+      const tag = a.tag();
+      const t = d.targets.get(tag);
+      if (!t) throw new RpcError(`this node (${d.node}) is not a target of "${tag}"`);
+      d.targets.delete(tag);
+      await d.closeTarget(t);
+      if (t.record.bitmap) fs.rmSync(t.record.bitmap, { force: true });
+      d.persist([tag]);
+      return { tag };
+    },
+
+    'mirror.delete': async (p) => {
+      const a = new Params(p, 'mirror.delete', ['tag']);
+      const tag = a.tag();
+      const s = source(tag, false);
+      await d.closeSource(s);
+      d.sources.delete(tag);
+      if (s.record.bitmap) fs.rmSync(s.record.bitmap, { force: true });
+      d.persist([tag]);
+      return { tag };
+    },
+
+    // The manual's mirror_settings: stored now, used from the next (re)connection of each target, i.e.
+    // after a pause and resume, as the manual says. It may be run on targets too (they use the settings
+    // when they become source).
+    'mirror.settings': (p) => {
+      const a = new Params(p, 'mirror.settings', ['tag', 'setting', 'value']);
+      const tag = a.tag();
+      if (!a.has('setting')) throw new RpcError('missing parameter "setting"', INVALID);
+      const setting = a.oneOf('setting', ['logdir', 'logmax', 'compress', 'resyncrate'], 'compress');
+      const value = a.optStr('value');
+      if (value === undefined) throw new RpcError('missing parameter "value"', INVALID);
+      const entry = d.sources.get(tag) ?? d.targets.get(tag);
+      if (!entry) throw notHere(tag);
+      const r = entry.record;
+      const mirror = d.sources.get(tag)?.mirror ?? null;
+      if (setting === 'compress') {
+        if (!/^[0-9]$/.test(value)) throw new RpcError(`compress takes a level from 0 (off) to 9 (best), not "${value}"`, INVALID);
+        r.compression = Number(value);
+        if (mirror) mirror.compression = r.compression;
+      } else if (setting === 'resyncrate') {
+        // Tandem's own setting (not in the manual): resync bandwidth per target in bytes/s, 0 = unlimited.
+        if (!/^\d+$/.test(value)) throw new RpcError(`resyncrate takes bytes per second (0 = unlimited), not "${value}"`, INVALID);
+        r.resyncRate = Number(value);
+        if (mirror) mirror.resyncRate = r.resyncRate;
+      } else if (setting === 'logdir') {
+        // "" disables rewind logging (manual: mirror_settings datarep-ext3 logdir "").
+        const dir = value.replace(/^["“”]+|["“”]+$/g, '');
+        if (dir !== '' && !path.isAbsolute(dir)) throw new RpcError(`logdir must be an absolute directory, or "" to disable rewind logging; not "${value}"`, INVALID);
+        r.logdir = dir;
+      } else {
+        if (!/^\d+$/.test(value)) throw new RpcError(`logmax takes a size in bytes (0 = no limit), not "${value}"`, INVALID);
+        r.logmax = Number(value);
+      }
+      d.persist();
+      return { tag, setting, value, takesEffect: 'at the next pause and resume' };
+    },
+
+    'mirror.pause': (p) => {
+      const a = new Params(p, 'mirror.pause', ['tag', 'targets']);
+      const s = source(a.tag());
+      const links = selectLinks(s, a.nodes('targets'));
+      for (const l of links) l.pause();
+      d.persist();
+      return { tag: s.record.tag, paused: links.map((l) => l.config.node) };
+    },
+
+    'mirror.resume': (p) => {
+      const a = new Params(p, 'mirror.resume', ['tag', 'targets']);
+      const s = source(a.tag());
+      const links = selectLinks(s, a.nodes('targets'));
+      for (const l of links) l.resume();
+      d.persist();
+      return { tag: s.record.tag, resumed: links.map((l) => l.config.node) };
+    },
+
+    'mirror.fullresync': async (p) => {
+      const a = new Params(p, 'mirror.fullresync', ['tag', 'targets', 'checksum']);
+      const s = source(a.tag());
+      const links = selectLinks(s, a.nodes('targets'));
+      const checksum = a.bool('checksum');
+      for (const l of links) {
+        await s.mirror!.log.setAll(l.slot);
+        if (checksum) l.useChecksumNextResync();
+        if (l.config.paused) l.resume();
+        else l.restartResync();
+      }
+      d.persist();
+      return { tag: s.record.tag, fullresync: links.map((l) => l.config.node) };
+    },
+
+    'mirror.inservice': async (p) => {
+      const a = new Params(p, 'mirror.inservice', ['tag', 'force']);
+      return { message: await d.inService(a.tag(), a.bool('force')) };
+    },
+
+    'mirror.outofservice': async (p) => {
+      const a = new Params(p, 'mirror.outofservice', ['tag']);
+      return { message: await d.outOfService(a.tag()) };
+    },
+
+    'mirror.resolve': async (p) => {
+      const a = new Params(p, 'mirror.resolve', ['tag', 'survivor']);
+      const tag = a.tag();
+      return { message: await d.resolve(tag, a.node('survivor')) };
+    },
+  };
+}

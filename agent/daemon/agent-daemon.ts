@@ -373,6 +373,8 @@ export class AgentDaemon {
   /** A returning source serves nothing until a target confirms it still holds the newest data. */
   private startProbe(entry: SourceEntry): void {
     entry.phase = 'starting';
+    // A socket left by a crash must not look like a device in service.
+    fs.rmSync(this.paths.exportSocket(entry.record.tag), { force: true });
     this.log.info(`${entry.record.tag}: looking for its targets before going in service`);
     entry.probeTimer = setTimeout(() => {
       entry.probeTimer = null;

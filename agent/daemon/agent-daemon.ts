@@ -514,6 +514,9 @@ export class AgentDaemon {
           return { state: 'refused', message: `${peer} is in service with newer data of "${r.tag}" while this node is too; take it out of service here (tandem outofservice ${r.tag}) to become its target` };
         }
         if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
+        if (refusal.inService) {
+          return { state: 'refused', message: `${peer} is in service too, with data this node has changed since they last agreed; take it out of service there (tandem outofservice ${r.tag}) to make it a target of this node` };
+        }
         return { state: 'refused', message: `${peer} is starting as a source of "${r.tag}" with older data; it becomes a target when it sees this node` };
       },
 

@@ -97,7 +97,8 @@ export async function runTandem(argv: string[]): Promise<number> {
       const { values, positionals } = parse({ disk: { type: 'string' }, bitmap: { type: 'string' }, 'chunk-size': { type: 'string' }, 'async-limit': { type: 'string' }, compress: { type: 'string' }, 'resync-rate': { type: 'string' } });
       if (!values.disk) throw new UsageError('create needs --disk DISK (the source disk, partition or file)');
       const r = (await call('mirror.create', {
-        tag: tagOf(positionals), disk: path.resolve(values.disk), bitmap: values.bitmap && values.bitmap !== 'none' ? path.resolve(values.bitmap) : values.bitmap,
+        tag: tagOf(positionals), disk: path.resolve(String(values.disk)),
+        bitmap: typeof values.bitmap === 'string' && values.bitmap !== 'none' ? path.resolve(values.bitmap) : values.bitmap,
         chunkSize: values['chunk-size'] ? Number(values['chunk-size']) : undefined,
         asyncLimit: values['async-limit'] ? Number(values['async-limit']) : undefined,
         compression: values.compress ? Number(values.compress) : undefined,
@@ -109,7 +110,7 @@ export async function runTandem(argv: string[]): Promise<number> {
     case 'accept': {
       const { values, positionals } = parse({ disk: { type: 'string' } });
       if (!values.disk) throw new UsageError('accept needs --disk DISK (the target disk, partition or file)');
-      const r = (await call('mirror.accept', { tag: tagOf(positionals), disk: path.resolve(values.disk) })) as { replication: string };
+      const r = (await call('mirror.accept', { tag: tagOf(positionals), disk: path.resolve(String(values.disk)) })) as { replication: string };
       print(`${values.disk} is ready to be a target of ${positionals[0]}; the source connects to ${r.replication}\n`);
       return 0;
     }

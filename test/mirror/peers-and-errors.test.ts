@@ -126,8 +126,11 @@ describe('replication peers and CLI errors', () => {
     const noTarget = await adam.tandem('extend', 'vol', '--target', 'eve');
     expect(noTarget.code).toBe(2);
     expect(noTarget.stderr).toContain('--address HOST:PORT');
-    const force = await adam.program('mirror_action', 'vol', 'force', 'adam');
+    const force = await adam.program('mirror_action', 'vol', 'force', 'adam', 'eve');
     expect(force.code).toBe(2);
-    expect(force.stderr).toContain('not available in this release yet');
+    expect(force.stderr).toContain('force takes one system, the one to bring in service: mirror_action vol force adam');
+    const unknownAction = await adam.program('mirror_action', 'vol', 'explode', 'adam');
+    expect(unknownAction.code).toBe(2);
+    expect(unknownAction.stderr).toContain('unknown action "explode"');
   });
 });

@@ -54,8 +54,9 @@ function isSystemMount(mp: string): boolean {
   return SYSTEM_MOUNT_POINTS.includes(mp) || mp === '/proc' || mp.startsWith('/proc/');
 }
 
+/** Real mount points only: lsblk also lists active swap as "[SWAP]" (judged from /proc/swaps instead). */
 function mountpointsOf(d: LsblkDevice): string[] {
-  return (d.mountpoints ?? []).filter((m): m is string => typeof m === 'string' && m.length > 0);
+  return (d.mountpoints ?? []).filter((m): m is string => typeof m === 'string' && m.startsWith('/'));
 }
 
 function tree(devices: LsblkDevice[], parent: Node | null = null): Node[] {
@@ -180,13 +181,12 @@ async function fillFsTypes(devices: LsblkDevice[]): Promise<void> {
   });
   walk(devices);
   if (missing.length === 0 || !findTool('blkid')) return;
-  const r = await runTool('blkid', ['-p', '-o', 'export', ...missing.map((d) => d.path)], 'find file system types', 30_000);
-  let dev = '';
-  for (const line of r.stdout.split('\n')) {
-    const [k, v] = line.split('=', 2);
-    if (k === 'DEVNAME') dev = v ?? '';
-    else if (k === 'TYPE') for (const d of missing) if (d.path === dev) d.fstype = v ?? null;
-  }
+  // One blkid per device: given several, it stops at the first it may not open.
+  await Promise.all(missing.map(async (d) => {
+    const r = await runTool('blkid', ['-p', '-o', 'value', '-s', 'TYPE', d.path], `find the file system type of ${d.path}`, 15_000);
+    const type = r.code === 0 ? r.stdout.trim() : '';
+    if (type) d.fstype = type;
+  }));
 }
 
 /** The disk snapshot of this machine, judged: what resource.disks answers. */

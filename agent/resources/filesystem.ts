@@ -79,7 +79,7 @@ export function availableFileSystemTypes(): FileSystemType[] {
 /** Makes a file system on `device`. Everything on it is lost: callers confirm first (the manual's CAUTION). */
 export async function makeFileSystem(device: string, type: FileSystemType, timeoutMs = 30 * 60_000): Promise<void> {
   const args = type === 'xfs' ? ['-q', '-f', device] : ['-q', '-F', device];
-  await runToolOk(`mkfs.${type}`, args, `make a ${type} file system on ${device}`, timeoutMs);
+  await runToolOk(`mkfs.${type}`, args, `make an ${type} file system on ${device}`, timeoutMs);
 }
 
 export class BusyError extends Error {}

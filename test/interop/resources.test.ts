@@ -6,12 +6,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { bringUpResource, gatherHierarchyContext, HierarchyValidationError, planResource } from '../../agent/resources/create-resource.js';
 import { attachExport, AttachError, type AttachedDevice } from '../../agent/resources/device-attach.js';
 import { listDisks } from '../../agent/resources/eligible-disks.js';
 import {
   BusyError, describeExisting, findMount, makeFileSystem, mountFileSystem, takeOverExisting, unmountFileSystem,
 } from '../../agent/resources/filesystem.js';
 import { MissingToolError } from '../../agent/resources/system-tools.js';
+import { startAgent, tandemOk, type Agent } from '../helpers/agents.js';
 import { run, runOk, sha256, sha256File, startExport, tempDir, type RunningExport } from '../helpers/tools.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -25,12 +27,14 @@ describe.skipIf(!isRoot)('resources on a node (needs root)', () => {
   const exports: RunningExport[] = [];
   const attached: AttachedDevice[] = [];
   const children: ChildProcess[] = [];
+  const agents: Agent[] = [];
 
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     for (const m of mounts.reverse()) if (findMount(m)) await run('umount', ['-l', m]);
     for (const a of attached) await a.detach().catch(() => undefined);
     for (const e of exports) await e.stop();
+    for (const a of agents) await a.stop();
     for (const s of swaps) await run('swapoff', [s]);
     for (const l of loops) await run('losetup', ['-d', l]);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -185,5 +189,46 @@ describe.skipIf(!isRoot)('resources on a node (needs root)', () => {
     await expect(attachExport({ socket: img, exportName: 'e', workDir: path.join(dir, 'attach-x') })).rejects.toThrow(`${img} is not a socket`);
     await expect(attachExport({ socket, exportName: 'wrong-name', workDir: path.join(dir, 'attach-w'), method: 'nbdfuse' })).rejects.toThrow(/nbdfuse could not attach .* \(export wrong-name\)/);
     await expect(takeOverExisting(path.join(dir, 'empty-dir'))).rejects.toThrow(`nothing is mounted at ${path.join(dir, 'empty-dir')}`);
+  });
+
+  it('creates each type against a running agent: plan, mirror.create, bring up', async () => {
+    const agent = await startAgent(path.join(dir, 'agent'), 'adam');
+    agents.push(agent);
+    const common = { switchback: 'intelligent', server: 'adam', bitmapFile: 'none', asyncReplication: false } as const;
+    const socketOf = (tag: string) => path.join(agent.home, 'run', `${tag}.nbd.sock`);
+
+    // Replicate Existing File System: the files survive, now under the NetRAID device.
+    const disk = await loop('flow-existing.img', 64 * MiB);
+    await makeFileSystem(disk, 'ext4');
+    const mnt = path.join(dir, 'flow-existing');
+    await mount(disk, mnt);
+    const written = writeFiles(mnt);
+    let ctx = await gatherHierarchyContext({ node: 'adam', tagsInUse: [], protectedDevices: new Set() });
+    const existing = await planResource({ ...common, type: 'existing', mountPoint: mnt, dataKeeperTag: 'datarep-ext4-flow', fileSystemTag: 'ext4-flow' }, ctx);
+    expect(existing).toMatchObject({ disk, mountPoint: mnt, fstype: 'ext4' });
+    await tandemOk(agent, 'create', existing.tag, '--disk', existing.disk, '--bitmap', existing.bitmapFile);
+    const up = await bringUpResource(existing, { socket: socketOf(existing.tag), workDir: path.join(dir, 'attach-flow-existing') });
+    attached.push(up.attached);
+    expect(findMount(mnt)?.source).toBe(up.device);
+    expectFiles(mnt, written);
+    await up.takeDown();
+    expect(findMount(mnt)).toBeNull();
+
+    // Replicate New File System on a free disk; the disk in use by the first mirror is refused.
+    const fresh = await loop('flow-new.img', 64 * MiB);
+    ctx = await gatherHierarchyContext({ node: 'adam', tagsInUse: ['datarep-ext4-flow', 'ext4-flow'], protectedDevices: new Set([disk]) });
+    await expect(planResource({ ...common, type: 'new', sourceDisk: disk, mountPoint: path.join(dir, 'n'), fileSystemType: 'ext4', dataKeeperTag: 'datarep-ext4-flow', fileSystemTag: 'ext4-n' }, ctx))
+      .rejects.toThrow(new HierarchyValidationError([
+        { field: 'sourceDisk', message: `${disk} cannot be used: already protected by Tandem (a mirror, target or NetRAID device)` },
+        { field: 'dataKeeperTag', message: 'DataKeeper Resource Tag "datarep-ext4-flow" is already in use on adam; choose a unique tag' },
+      ]));
+    const newMnt = path.join(dir, 'flow-new');
+    const plan = await planResource({ ...common, type: 'new', sourceDisk: fresh, mountPoint: newMnt, fileSystemType: 'ext4', dataKeeperTag: 'datarep-ext4-new2', fileSystemTag: 'ext4-new2' }, ctx);
+    await tandemOk(agent, 'create', plan.tag, '--disk', plan.disk, '--bitmap', plan.bitmapFile);
+    mounts.push(newMnt);
+    const upNew = await bringUpResource(plan, { socket: socketOf(plan.tag), workDir: path.join(dir, 'attach-flow-new') });
+    attached.push(upNew.attached);
+    expect(findMount(newMnt)).toMatchObject({ source: upNew.device, fstype: 'ext4' });
+    await upNew.takeDown();
   });
 });

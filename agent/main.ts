@@ -1,7 +1,8 @@
 // Entry point of the agent bundle. One file, several programs, chosen by the name it is run under
-// (symlinks on a node: tandem, mirror_status, mirror_action) or by its first argument.
+// (symlinks on a node: tandem, mirror_status, mirror_action, mirror_settings, bitmap) or by its first argument.
 import path from 'node:path';
 import { TANDEM_VERSION } from '../common/version.js';
+import { runBitmap } from './cli/bitmap-command.js';
 import { EXPORT_USAGE, runExport } from './cli/export-command.js';
 import { RUN_USAGE, runDaemon } from './cli/run-command.js';
 import { runMirrorAction, runMirrorSettings, runMirrorStatus, runTandem } from './cli/tandem-command.js';
@@ -18,6 +19,7 @@ commands:
   mirror_status <tag>
   mirror_action <tag> <action> <source> [target(s)]
   mirror_settings <tag> <setting> <value>
+  bitmap -a <num>|-c|-d|-X <bitmap_file>
   version        print the version
 `;
 
@@ -26,6 +28,7 @@ const PROGRAMS: Record<string, (argv: string[]) => Promise<number>> = {
   mirror_status: runMirrorStatus,
   mirror_action: runMirrorAction,
   mirror_settings: runMirrorSettings,
+  bitmap: runBitmap,
 };
 
 export async function main(program: string, argv: string[]): Promise<number> {

@@ -289,3 +289,58 @@ export class IntentLog {
     this.dirtyPages.clear();
   }
 }
+
+/** Everything in a bitmap file, as `bitmap -X` shows it. */
+export interface BitmapFileContents {
+  version: number;
+  chunkSize: number;
+  volumeSize: number;
+  chunks: number;
+  slotCount: number;
+  asyncLimit: number;
+  slots: BitSet[];
+}
+
+/** Reads and checks a whole bitmap file without opening it for writing. */
+export function readBitmapFile(file: string): BitmapFileContents {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const header = Buffer.alloc(HEADER_SIZE);
+    if (fs.readSync(fd, header, 0, HEADER_SIZE, 0) < HEADER_SIZE) {
+      if (header.toString('ascii', 0, 8) !== MAGIC) throw new BitmapFileError(`${file} is not a Tandem bitmap file (bad magic)`);
+      throw new BitmapFileError(`${file} is truncated (${size} bytes, shorter than its header)`);
+    }
+    const parsed = IntentLog.parseHeader(header, file);
+    const slotCount = header.readUInt32LE(24);
+    if (parsed.chunkSize === 0 || slotCount !== MAX_TARGETS) {
+      throw new BitmapFileError(`${file} has a damaged header (chunk size ${parsed.chunkSize}, ${slotCount} slots)`);
+    }
+    const chunks = chunkCount(parsed);
+    const per = slotBytes(chunks);
+    const expected = HEADER_SIZE + per * MAX_TARGETS;
+    if (size < expected) throw new BitmapFileError(`${file} is truncated (${size} bytes; a bitmap for this volume has ${expected})`);
+    const slots: BitSet[] = [];
+    for (let s = 0; s < MAX_TARGETS; s++) {
+      const bytes = Buffer.alloc(Math.ceil(chunks / 8));
+      fs.readSync(fd, bytes, 0, bytes.length, HEADER_SIZE + s * per);
+      slots.push(new BitSet(chunks, bytes));
+    }
+    return { version: VERSION, chunkSize: parsed.chunkSize, volumeSize: parsed.volumeSize, chunks, slotCount, asyncLimit: parsed.asyncLimit, slots };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Rewrites the async limit in a bitmap file's header (`bitmap -a`); the agent reads it when it opens the file. */
+export function writeAsyncLimit(file: string, asyncLimit: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(asyncLimit, 0);
+    fs.writeSync(fd, b, 0, 4, 28);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

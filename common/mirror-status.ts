@@ -60,6 +60,8 @@ export interface MirrorStatus {
   /** Target: the node it last knew as source. */
   lastSource?: string | null;
   rewindLog: { dir: string; maxBytes: number };
+  /** The file system resource over the mirror: mounted on the node where it is in service. */
+  fileSystem: { tag: string; mountPoint: string; fstype: string; device: string | null; mounted: boolean; error: string } | null;
   /** Path of the NBD socket on the source (the NetRAID device's export). */
   exportSocket: string | null;
   bitmap: { file: string | null; chunkSize: number; chunks: number };

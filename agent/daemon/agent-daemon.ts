@@ -22,6 +22,8 @@ import type { MirrorStatus } from '../../common/mirror-status.js';
 import { TANDEM_VERSION } from '../../common/version.js';
 import { agentPaths, ensureDirs, readJson, writeJsonAtomic, type AgentPaths } from './home.js';
 import { freeSlot, writeFlagFiles, type MirrorRecord, type StateFile } from './mirror-record.js';
+import { attachExport } from '../resources/device-attach.js';
+import { mountFileSystem, unmountFileSystem } from '../resources/filesystem.js';
 import { controlHandlers } from './control-handlers.js';
 
 export { DEFAULT_CHUNK_SIZE, DEFAULT_ASYNC_LIMIT } from './mirror-record.js';
@@ -42,6 +44,11 @@ export interface SourceEntry {
   /** Resolves the callers waiting for the start to end (in service, demoted, or given up). */
   startWaiters: Array<(outcome: string | null) => void>;
   rotating: Promise<void> | null;
+  /** The file system resource while mounted here: the NetRAID device and how to take it down. */
+  resource: { device: string; takeDown(): Promise<void> } | null;
+  /** Bringing the file system resource up (attach, mount) after going in service. */
+  resourceReady: Promise<void>;
+  resourceError: string;
 }
 
 export interface TargetEntry {
@@ -260,6 +267,7 @@ export class AgentDaemon {
     const from = normaliseAddress(remoteAddress);
     r.members = hello.members.map((m) => (m.node === hello.source && m.address.startsWith(':') ? { ...m, address: `${from.includes(':') ? `[${from}]` : from}${m.address}` } : m));
     r.source = hello.source;
+    r.fileSystem = hello.fileSystem ?? null;
     for (const m of r.members) {
       if (m.node === this.node || r.slots[m.node] !== undefined) continue;
       const slot = freeSlot(r.slots, MAX_TARGETS);
@@ -301,7 +309,10 @@ export class AgentDaemon {
   // ---- source copies -------------------------------------------------------------------------
 
   async openSource(record: MirrorRecord, phase: SourcePhase, store?: BlockStore): Promise<SourceEntry> {
-    const entry: SourceEntry = { record, phase, mirror: null, server: null, probeTimer: null, startWaiters: [], rotating: null };
+    const entry: SourceEntry = {
+      record, phase, mirror: null, server: null, probeTimer: null, startWaiters: [], rotating: null,
+      resource: null, resourceReady: Promise.resolve(), resourceError: '',
+    };
     this.sources.set(record.tag, entry);
     if (phase === 'out of service') {
       if (store) await store.close();
@@ -361,7 +372,45 @@ export class AgentDaemon {
     entry.record.dataCorrupt = false;
     this.persist();
     this.log.info(`${entry.record.tag}: in service on ${this.node}`);
+    if (entry.record.fileSystem && !entry.resource) entry.resourceReady = this.bringUpFileSystem(entry);
     this.finishStart(entry, null);
+  }
+
+  /** Attaches the mirror's export as a block device and mounts its file system resource on it. */
+  private async bringUpFileSystem(entry: SourceEntry): Promise<void> {
+    const fsr = entry.record.fileSystem;
+    if (!fsr) return;
+    const tag = entry.record.tag;
+    try {
+      const attached = await attachExport({ socket: this.paths.exportSocket(tag), exportName: tag, workDir: path.join(this.paths.runDir, 'attach', tag) });
+      try {
+        fs.mkdirSync(fsr.mountPoint, { recursive: true });
+        await mountFileSystem(attached.device, fsr.mountPoint, { fstype: fsr.fstype });
+      } catch (err) {
+        await attached.detach().catch(() => undefined);
+        throw err;
+      }
+      entry.resource = {
+        device: attached.device,
+        takeDown: async () => {
+          await unmountFileSystem(fsr.mountPoint);
+          await attached.detach();
+        },
+      };
+      entry.resourceError = '';
+      this.log.info(`${tag}: ${fsr.tag} mounted at ${fsr.mountPoint} (${attached.device})`);
+    } catch (err) {
+      entry.resourceError = `mounting ${fsr.tag} at ${fsr.mountPoint}: ${(err as Error).message}`;
+      this.log.error(`${tag}: ${entry.resourceError}`);
+    }
+  }
+
+  /** Unmounts the file system resource and detaches the device; throws (nothing changed) while busy. */
+  async takeDownFileSystem(entry: SourceEntry): Promise<void> {
+    await entry.resourceReady;
+    if (!entry.resource) return;
+    await entry.resource.takeDown();
+    entry.resource = null;
   }
 
   private finishStart(entry: SourceEntry, outcome: string | null): void {
@@ -391,6 +440,7 @@ export class AgentDaemon {
   async closeSource(s: SourceEntry): Promise<void> {
     if (s.probeTimer) clearTimeout(s.probeTimer);
     s.probeTimer = null;
+    await this.takeDownFileSystem(s).catch((e: Error) => this.log.error(`${s.record.tag}: ${e.message}`));
     const server = s.server;
     s.server = null;
     await server?.close();
@@ -409,6 +459,7 @@ export class AgentDaemon {
     const store = mirror?.local;
     if (entry.probeTimer) clearTimeout(entry.probeTimer);
     entry.probeTimer = null;
+    await this.takeDownFileSystem(entry).catch((e: Error) => this.log.error(`${r.tag}: ${e.message}`));
     await entry.server?.close();
     entry.server = null;
     if (mirror) {
@@ -482,6 +533,7 @@ export class AgentDaemon {
           ...(entry.mirror?.links ?? []).map((l): MemberInfo => ({ node: l.config.node, address: l.config.address, mode: l.config.mode })),
         ],
         sourceAddress: this.advertisedAddress,
+        fileSystem: r.fileSystem ?? null,
       }),
 
       admit: async (link, welcome): Promise<'go' | LinkBlock> => {
@@ -554,7 +606,13 @@ export class AgentDaemon {
         if (status.state !== 'mirroring') {
           return { ok: false, message: `${peer} is not in sync (${status.status}, ${status.percentSynced}% synced); switchover to it is refused until its resync completes` };
         }
-        // Out of service here: no new writes, then everything written reaches the new source.
+        // Out of service here: the file system unmounted (refused while busy), no new writes, then
+        // everything written reaches the new source.
+        try {
+          await this.takeDownFileSystem(entry);
+        } catch (err) {
+          return { ok: false, message: `${r.fileSystem?.mountPoint ?? 'the file system'} on ${this.node} could not be unmounted: ${(err as Error).message}` };
+        }
         await entry.server?.close();
         entry.server = null;
         entry.phase = 'out of service';
@@ -603,6 +661,8 @@ export class AgentDaemon {
         const outcome = await new Promise<string | null>((resolve) => s.startWaiters.push(resolve));
         if (outcome !== null) throw new RpcError(outcome);
       }
+      await s.resourceReady;
+      if (s.resourceError) throw new RpcError(`${tag} is in service on ${this.node}, but ${s.resourceError}`);
       return `${tag} in service on ${this.node}`;
     }
     const t = this.targets.get(tag);
@@ -616,7 +676,9 @@ export class AgentDaemon {
       if (answer.generations && answer.generations.current !== t.record.generations.current) {
         throw new RpcError(`${t.connected} went out of service but this node does not hold its latest generation; bring it back in service there`);
       }
-      await this.promote(t, `switchover from ${source}`);
+      const promoted = await this.promote(t, `switchover from ${source}`);
+      await promoted.resourceReady;
+      if (promoted.resourceError) throw new RpcError(`${tag} switched over to ${this.node}, but ${promoted.resourceError}`);
       return `${tag} switched over: in service on ${this.node}; ${source} is now its target`;
     }
     if (!force) {
@@ -638,6 +700,7 @@ export class AgentDaemon {
       throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
     }
     if (s.phase === 'out of service') return `${tag} is already out of service on ${this.node}`;
+    await this.takeDownFileSystem(s); // refused while busy: nothing changes
     await this.closeSource(s);
     s.phase = 'out of service';
     s.record.inService = false;
@@ -678,6 +741,7 @@ export class AgentDaemon {
         bitmap: { file: r.bitmap, chunkSize: r.chunkSize, chunks: Math.ceil(r.size / r.chunkSize) },
         asyncLimit: m?.asyncLimit ?? r.asyncLimit, compression: m?.compression ?? r.compression,
         rewindLog: { dir: r.logdir, maxBytes: r.logmax },
+        fileSystem: r.fileSystem ? { ...r.fileSystem, device: s.resource?.device ?? null, mounted: s.resource !== null, error: s.resourceError } : null,
         targets: m ? m.links.map((l) => l.status()) : [],
       });
     }
@@ -691,6 +755,7 @@ export class AgentDaemon {
         exportSocket: t.view ? this.paths.targetExportSocket(r.tag) : null,
         bitmap: { file: r.bitmap, chunkSize: r.chunkSize, chunks: r.size ? Math.ceil(r.size / r.chunkSize) : 0 },
         asyncLimit: r.asyncLimit, compression: r.compression, rewindLog: { dir: r.logdir, maxBytes: r.logmax },
+        fileSystem: r.fileSystem ? { ...r.fileSystem, device: null, mounted: false, error: '' } : null,
         targets: [], source: t.connected, lastSource: r.source,
       });
     }

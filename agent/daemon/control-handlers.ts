@@ -8,6 +8,9 @@ import { freshGenerations } from '../mirror/generations.js';
 import { RpcError, type Handler } from '../control/json-rpc.js';
 import type { ReplicationMode } from '../../common/mirror-status.js';
 import { DEFAULT_ASYNC_LIMIT, DEFAULT_CHUNK_SIZE, freeSlot, type MirrorRecord } from './mirror-record.js';
+import { bringUpResource, gatherHierarchyContext, HierarchyValidationError, planResource } from '../resources/create-resource.js';
+import { listDisks } from '../resources/eligible-disks.js';
+import type { HierarchyRequest } from '../../common/hierarchy.js';
 import type { AgentDaemon, SourceEntry } from './agent-daemon.js';
 
 const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -107,6 +110,14 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       if (!l) throw new RpcError(`"${n}" is not a target of mirror "${s.record.tag}"; targets: ${links.map((x) => x.config.node).join(', ') || 'none'}`);
       return l;
     });
+  };
+
+  const protectedDevices = (): Set<string> => {
+    const set = new Set<string>();
+    const real = (x: string) => (fs.existsSync(x) ? fs.realpathSync(x) : x);
+    for (const e of [...d.sources.values(), ...d.targets.values()]) set.add(real(e.record.disk));
+    for (const s of d.sources.values()) if (s.resource) set.add(s.resource.device);
+    return set;
   };
 
   const checkNewDisk = (tag: string, disk: string) => {
@@ -297,6 +308,58 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       }
       d.persist();
       return { tag: s.record.tag, fullresync: links.map((l) => l.config.node) };
+    },
+
+    // The manual's resource types on this node. Devices of mirrors and attached NetRAID devices are
+    // "already protected".
+    'resource.disks': async (p) => {
+      const a = new Params(p, 'resource.disks', ['minSize']);
+      return listDisks({ protectedDevices: protectedDevices(), minSize: a.has('minSize') ? a.int('minSize', 0, 1, 2 ** 53) : undefined });
+    },
+
+    'resource.create': async (p) => {
+      new Params(p, 'resource.create', ['request']);
+      const request = p.request as HierarchyRequest;
+      if (!request || typeof request !== 'object' || Array.isArray(request)) throw new RpcError('missing parameter "request" (a hierarchy request: type, switchback, server, …)', INVALID);
+      if (request.server !== d.node) throw new RpcError(`request.server: this node is ${d.node}, not "${String(request.server)}"; create the hierarchy on its source server`, INVALID);
+      const tagsInUse = [...d.sources.values(), ...d.targets.values()].flatMap((e) => [e.record.tag, e.record.fileSystem?.tag ?? '']).filter(Boolean);
+      const ctx = await gatherHierarchyContext({ node: d.node, tagsInUse, protectedDevices: protectedDevices() });
+      let plan;
+      try {
+        plan = await planResource(request, ctx);
+      } catch (err) {
+        if (err instanceof HierarchyValidationError) throw new RpcError(`the hierarchy request has errors: ${err.message}`, INVALID);
+        throw new RpcError((err as Error).message);
+      }
+      const record = newRecord({
+        tag: plan.tag, disk: plan.disk, bitmap: bitmapPath(plan.tag, plan.bitmapFile || undefined), chunkSize: DEFAULT_CHUNK_SIZE,
+        asyncLimit: DEFAULT_ASYNC_LIMIT, resyncRate: 0, compression: 0, role: 'source',
+      });
+      let entry: SourceEntry;
+      try {
+        checkNewDisk(plan.tag, plan.disk);
+        entry = await d.openSource(record, 'in service');
+      } catch (err) {
+        await plan.undo();
+        throw err;
+      }
+      if (plan.mountPoint && plan.fstype) {
+        record.fileSystem = { tag: request.fileSystemTag ?? `${plan.fstype}${plan.mountPoint.replace(/\//g, '-')}`, mountPoint: plan.mountPoint, fstype: plan.fstype };
+        try {
+          const up = await bringUpResource(plan, { socket: d.paths.exportSocket(plan.tag), workDir: path.join(d.paths.runDir, 'attach', plan.tag) });
+          entry.resource = { device: up.device, takeDown: up.takeDown };
+        } catch (err) {
+          // Nothing half-made stays: the mirror goes, an existing file system is mounted back on its disk.
+          await d.closeSource(entry);
+          d.sources.delete(plan.tag);
+          if (record.bitmap) fs.rmSync(record.bitmap, { force: true });
+          await plan.undo().catch(() => undefined);
+          d.persist([plan.tag]);
+          throw new RpcError(`creating ${request.type === 'new' ? 'the new file system' : 'the mirror of the file system'} failed: ${(err as Error).message}`);
+        }
+      }
+      d.persist();
+      return { tag: plan.tag, disk: plan.disk, export: d.paths.exportSocket(plan.tag), device: entry.resource?.device ?? null, mountPoint: plan.mountPoint };
     },
 
     'mirror.inservice': async (p) => {

@@ -41,9 +41,18 @@ export interface MirrorRecord {
   dataCorrupt: boolean;
   /** Target: its data is a usable copy (false while, or after being interrupted in, a resync). */
   consistent: boolean;
+  /** The file system resource over this mirror (Replicate New / Existing File System), mounted where it is in service. */
+  fileSystem?: FileSystemResource | null;
   /** Rewind log settings (manual: mirror_settings logdir / logmax); used by the rewind log. */
   logdir: string;
   logmax: number;
+}
+
+export interface FileSystemResource {
+  /** The manual's File System Resource Tag. */
+  tag: string;
+  mountPoint: string;
+  fstype: string;
 }
 
 export interface StateFile {

@@ -15,7 +15,7 @@ export interface LinkBlock {
 /** The failover rules a mirror follows toward each target (implemented by the daemon). */
 export interface MirrorPolicy {
   /** What HELLO says beyond the geometry: our generations, the members, our address. */
-  hello(link: TargetLink): Pick<Hello, 'generations' | 'members' | 'sourceAddress'>;
+  hello(link: TargetLink): Pick<Hello, 'generations' | 'members' | 'sourceAddress' | 'fileSystem'>;
   /** After WELCOME: decide from both sides' generations; 'go' once the target's bits are merged durably. */
   admit(link: TargetLink, welcome: Welcome): Promise<'go' | LinkBlock>;
   /** The peer refused because it is a source of this mirror itself. */

@@ -65,6 +65,8 @@ export interface Hello {
   members: MemberInfo[];
   /** The source's replication address, host:port ('' host: use the address the connection came from). */
   sourceAddress: string;
+  /** The file system resource over the mirror, mounted on whichever node is in service. */
+  fileSystem?: { tag: string; mountPoint: string; fstype: string } | null;
 }
 
 export interface MemberInfo {
@@ -223,6 +225,12 @@ function isGenerations(v: unknown): v is Generations {
     !!g.peers && typeof g.peers === 'object' && !Array.isArray(g.peers) && Object.values(g.peers as object).every((p) => typeof p === 'string');
 }
 
+function isFileSystem(v: unknown): v is { tag: string; mountPoint: string; fstype: string } {
+  if (!v || typeof v !== 'object') return false;
+  const f = v as Record<string, unknown>;
+  return typeof f.tag === 'string' && typeof f.mountPoint === 'string' && f.mountPoint.startsWith('/') && typeof f.fstype === 'string';
+}
+
 function isMember(v: unknown): v is MemberInfo {
   if (!v || typeof v !== 'object') return false;
   const m = v as Record<string, unknown>;
@@ -242,6 +250,7 @@ export function decodeFrame(type: number, body: Buffer): Frame {
         protocol: o.protocol, version: o.version, tag: o.tag, size: o.size, chunkSize: o.chunkSize, source: o.source,
         compression: typeof o.compression === 'number' ? o.compression : 0,
         generations: o.generations, members: o.members, sourceAddress: o.sourceAddress,
+        fileSystem: isFileSystem(o.fileSystem) ? o.fileSystem : null,
       };
       if (typeof h.protocol !== 'string' || typeof h.version !== 'number' || typeof h.tag !== 'string' ||
         typeof h.size !== 'number' || typeof h.chunkSize !== 'number' || typeof h.source !== 'string') {

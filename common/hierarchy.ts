@@ -21,6 +21,9 @@ export type FileSystemType = 'ext4' | 'ext3' | 'xfs';
 
 export const FILE_SYSTEM_TYPES: readonly FileSystemType[] = ['ext4', 'xfs', 'ext3'];
 
+/** Mount points of the system's own file systems: their disks are never offered (the manual: root, boot, /proc, …). */
+export const SYSTEM_MOUNT_POINTS: readonly string[] = ['/', '/boot', '/boot/efi', '/usr', '/var', '/var/log', '/opt', '/tmp'];
+
 /** What the wizard collects; which fields apply depends on `type` (see the agent's hierarchy-types). */
 export interface HierarchyRequest {
   type: HierarchyType;

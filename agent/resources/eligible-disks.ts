@@ -5,7 +5,7 @@
 //
 // The filter is pure over a snapshot; gatherSnapshot() is the only part that looks at the machine.
 import fs from 'node:fs';
-import type { DiskCandidate, MountedFileSystemCandidate } from '../../common/hierarchy.js';
+import { SYSTEM_MOUNT_POINTS, type DiskCandidate, type MountedFileSystemCandidate } from '../../common/hierarchy.js';
 import { parseMountInfo, type MountEntry } from './filesystem.js';
 import { findTool, runTool, runToolOk } from './system-tools.js';
 
@@ -29,8 +29,6 @@ export interface DiskSnapshot {
   mounts: MountEntry[];
 }
 
-/** Mount points whose disk is the system's own: never offered (the manual: root, boot, /proc, …). */
-export const SYSTEM_MOUNT_POINTS: readonly string[] = ['/', '/boot', '/boot/efi', '/usr', '/var', '/var/log', '/opt', '/tmp'];
 
 /** File system types Replicate Existing File System can take over. */
 export const REPLICABLE_FSTYPES = ['ext4', 'ext3', 'ext2', 'xfs'];

@@ -4,9 +4,8 @@
 import path from 'node:path';
 import {
   FILE_SYSTEM_TYPES, HIERARCHY_TYPE_NAMES, HIERARCHY_TYPES, type DiskCandidate, type FieldError, type FileSystemType,
-  type HierarchyField, type HierarchyRequest, type HierarchyType, type MountedFileSystemCandidate,
+  SYSTEM_MOUNT_POINTS, type HierarchyField, type HierarchyRequest, type HierarchyType, type MountedFileSystemCandidate,
 } from '../../common/hierarchy.js';
-import { SYSTEM_MOUNT_POINTS } from './eligible-disks.js';
 
 export interface FieldSpec {
   field: HierarchyField;

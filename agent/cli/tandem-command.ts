@@ -4,6 +4,7 @@ import { callAgent } from '../control/json-rpc.js';
 import { agentPaths } from '../daemon/home.js';
 import { formatMirrorStatus, type MirrorStatus } from '../../common/mirror-status.js';
 import { UsageError } from './usage-error.js';
+import { runCertificates } from './cert-command.js';
 
 export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent on this node; state under $TANDEM_HOME)
 
@@ -21,6 +22,7 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
   delete TAG                                    on the source: remove the mirror (data stays on DISK)
   pause|resume TAG [NODE ...]                   on the source, for all or the named targets
   fullresync TAG [--checksum] [NODE ...]        resend everything (--checksum: only chunks whose hash differs)
+  ca init | cert issue | cert show              the cluster CA and node certificates; \`tandem cert help\`
 `;
 
 function controlSocket(): string {
@@ -144,6 +146,9 @@ export async function runTandem(argv: string[]): Promise<number> {
       print(`${command}: ${tag} -> ${(r[command === 'fullresync' ? 'fullresync' : command === 'pause' ? 'paused' : 'resumed'] ?? []).join(', ') || 'no targets'}\n`);
       return 0;
     }
+    case 'ca':
+    case 'cert':
+      return runCertificates(command, rest);
     case undefined:
     case 'help':
     case '--help':

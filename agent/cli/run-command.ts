@@ -5,12 +5,12 @@ import { AgentDaemon, DEFAULT_REPLICATION_PORT } from '../daemon/agent-daemon.js
 import { createLogger } from '../log.js';
 import { UsageError } from './usage-error.js';
 
-export const RUN_USAGE = 'usage: tandem-agent run [--node NAME] [--replication HOST:PORT]   (state under $TANDEM_HOME or /var/lib/tandem, /run/tandem)';
+export const RUN_USAGE = 'usage: tandem-agent run [--node NAME] [--replication HOST:PORT] [--insecure-plaintext]   (state under $TANDEM_HOME or /var/lib/tandem, /run/tandem)';
 
 export async function runDaemon(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { node: { type: 'string' }, replication: { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { node: { type: 'string' }, replication: { type: 'string' }, 'insecure-plaintext': { type: 'boolean', default: false } }, strict: true }));
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${RUN_USAGE}`);
   }
@@ -23,7 +23,9 @@ export async function runDaemon(argv: string[]): Promise<number> {
     port = Number(m[2]);
   }
   const log = createLogger('tandem-agent');
-  const daemon = new AgentDaemon({ node: values.node ?? os.hostname(), replicationHost: host, replicationPort: port }, log);
+  // insecurePlaintext: replication over plain TCP instead of mutual TLS (benchmarks, trusted lab networks).
+  const options = { node: values.node ?? os.hostname(), replicationHost: host, replicationPort: port, insecurePlaintext: values['insecure-plaintext'] };
+  const daemon = new AgentDaemon(options, log);
   try {
     await daemon.start();
   } catch (err) {

@@ -5,6 +5,7 @@ import { callAgent } from '../control/json-rpc.js';
 import { agentPaths } from '../daemon/home.js';
 import { formatMirrorStatus, type MirrorStatus } from '../../common/mirror-status.js';
 import { UsageError } from './usage-error.js';
+import { runCertificates } from './cert-command.js';
 
 export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent on this node; state under $TANDEM_HOME)
 
@@ -28,6 +29,7 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
                                                 keeps what changes meanwhile)
   resolve TAG --survivor NODE                   after a split brain, on the node whose changes are to be
                                                 discarded: it becomes a target of NODE and is resynced
+  ca init | cert issue | cert show              the cluster CA and node certificates; \`tandem cert help\`
 `;
 
 function controlSocket(): string {
@@ -169,6 +171,9 @@ export async function runTandem(argv: string[]): Promise<number> {
       print(`${r.message}\n`);
       return 0;
     }
+    case 'ca':
+    case 'cert':
+      return runCertificates(command, rest);
     case undefined:
     case 'help':
     case '--help':

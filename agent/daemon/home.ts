@@ -8,6 +8,8 @@ export interface AgentPaths {
   runDir: string;
   controlSocket: string;
   bitmapDir: string;
+  /** ca.crt, node.crt, node.key (0600) for the replication transport (agent/replication/transport.ts). */
+  tlsDir: string;
   exportSocket(tag: string): string;
   targetExportSocket(tag: string): string;
 }
@@ -20,6 +22,7 @@ export function agentPaths(home = process.env.TANDEM_HOME): AgentPaths {
     runDir,
     controlSocket: path.join(runDir, 'control.sock'),
     bitmapDir: path.join(stateDir, 'bitmaps'),
+    tlsDir: path.join(stateDir, 'tls'),
     exportSocket: (tag) => path.join(runDir, `${tag}.nbd.sock`),
     targetExportSocket: (tag) => path.join(runDir, `${tag}.target.nbd.sock`),
   };

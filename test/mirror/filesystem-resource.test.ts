@@ -80,7 +80,7 @@ describe.skipIf(!isRoot)('file system resources (needs root)', () => {
     expect(await tandemOk(eve, 'inservice', 'datarep-ext4-sdr')).toContain('switched over: in service on eve');
     const onEve = await eve.status('datarep-ext4-sdr');
     expect(onEve.fileSystem).toMatchObject({ mountPoint: mnt, mounted: true });
-    expect(findMount(mnt)?.source).toBe(onEve.fileSystem!.device);
+    expect(findMount(mnt)?.source).toBe(onEve.fileSystem!.device!);
     // The device now is eve's NetRAID device: a loop over eve's own attachment of its export.
     expect((await runOk('losetup', ['-n', '-O', 'BACK-FILE', onEve.fileSystem!.device])).trim()).toContain(path.join(eve.home, 'run', 'attach'));
     check();

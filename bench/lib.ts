@@ -44,7 +44,9 @@ export async function startAgent(dir: string, node: string): Promise<AgentProc> 
   const home = path.join(dir, node);
   fs.mkdirSync(home, { recursive: true });
   const port = await freePort();
-  const child = spawn(process.execPath, [bundle, 'run', '--node', node, '--replication', `127.0.0.1:${port}`], { env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' }, stdio: 'ignore' });
+  // Benchmarks measure the data path over plain TCP (--insecure-plaintext), as documented; TLS costs are
+  // measured on their own by bench/tls-transport.ts.
+  const child = spawn(process.execPath, [bundle, 'run', '--node', node, '--replication', `127.0.0.1:${port}`, '--insecure-plaintext'], { env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' }, stdio: 'ignore' });
   await waitFor(() => fs.existsSync(path.join(home, 'run', 'control.sock')), `agent ${node}`);
   return { home, port, child, node };
 }

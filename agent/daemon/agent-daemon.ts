@@ -15,6 +15,7 @@ import type { LinkBlock, MirrorPolicy } from '../mirror/mirror-core.js';
 import type { TargetConfig } from '../mirror/target-link.js';
 import { adopt, decide, discardToCommonAncestor, rotate } from '../mirror/generations.js';
 import { ReplicationListener, type Admission } from '../replication/target-server.js';
+import { loadNodeCredentials, type NodeCredentials } from '../replication/transport.js';
 import type { GenerationNotice, Hello, MemberInfo, Switched } from '../replication/wire.js';
 import { ControlServer, RpcError } from '../control/json-rpc.js';
 import type { Logger } from '../log.js';
@@ -69,6 +70,8 @@ export interface DaemonOptions {
   replicationHost: string;
   replicationPort: number;
   paths?: AgentPaths;
+  /** Plain TCP between agents instead of mutual TLS (benchmarks, trusted lab networks only). */
+  insecurePlaintext?: boolean;
 }
 
 export class AgentDaemon {
@@ -76,14 +79,20 @@ export class AgentDaemon {
   private readonly stateFile: string;
   readonly sources = new Map<string, SourceEntry>();
   readonly targets = new Map<string, TargetEntry>();
-  private readonly replication: ReplicationListener;
+  private replication!: ReplicationListener;
+  private creds: NodeCredentials | null = null;
   private control: ControlServer | null = null;
   replicationPort = 0;
 
   constructor(private readonly options: DaemonOptions, readonly log: Logger) {
     this.paths = options.paths ?? agentPaths();
     this.stateFile = path.join(this.paths.stateDir, 'mirrors.json');
-    this.replication = new ReplicationListener({
+  }
+
+  private makeListener(): ReplicationListener {
+    const options = this.options;
+    const log = this.log;
+    return new ReplicationListener({
       admit: (tag, hello, remote) => this.admitSource(tag, hello, remote),
       onSourceChange: (tag, source) => this.onSourceChange(tag, source),
       onSourceHasOurBits: (tag, source) => {
@@ -98,7 +107,7 @@ export class AgentDaemon {
         const t = this.targets.get(tag);
         if (t) t.appliedBytes += bytes;
       },
-    }, options.node, log.child('[replication]'));
+    }, options.node, log.child('[replication]'), this.creds);
   }
 
   get node(): string {
@@ -114,6 +123,15 @@ export class AgentDaemon {
 
   async start(): Promise<void> {
     ensureDirs(this.paths);
+    if (this.options.insecurePlaintext) {
+      this.log.warn('replication runs over plain TCP (--insecure-plaintext): unauthenticated and unencrypted; for benchmarks and trusted lab networks only');
+    } else {
+      this.creds = loadNodeCredentials(this.paths.tlsDir);
+      if (this.creds.node !== this.node) {
+        throw new Error(`the certificate in ${this.paths.tlsDir} is for node ${this.creds.node}, but this agent runs as ${this.node}; start it with --node ${this.creds.node} or install this node's certificate`);
+      }
+    }
+    this.replication = this.makeListener();
     const state = readJson<StateFile | { version: 1 }>(this.stateFile, { version: 2, mirrors: [] });
     if (state.version !== 2) throw new Error(`${this.stateFile} is from an older Tandem release (state version ${state.version}); move it away and set the mirrors up again`);
     // Listen first: a returning source's peers may be waiting to tell it what happened meanwhile.
@@ -142,7 +160,7 @@ export class AgentDaemon {
     await this.control?.close();
     for (const s of this.sources.values()) await this.closeSource(s);
     this.sources.clear();
-    await this.replication.close();
+    await this.replication?.close();
     for (const t of this.targets.values()) await this.closeTarget(t);
     this.targets.clear();
   }
@@ -351,7 +369,7 @@ export class AgentDaemon {
     }
     const mirror = new SourceMirror({
       tag: record.tag, node: this.node, local, log, chunkSize: record.chunkSize, asyncLimit: record.asyncLimit, resyncRate: record.resyncRate,
-      compression: record.compression, policy: this.policyFor(entry), size: record.size,
+      compression: record.compression, policy: this.policyFor(entry), size: record.size, creds: this.creds,
     }, this.log);
     for (const t of record.targets) mirror.addTarget({ ...t });
     return mirror;

@@ -5,6 +5,7 @@ import type { ChunkLocks } from './chunk-locks.js';
 import type { Hello, Refusal, Switched, Welcome } from '../replication/wire.js';
 import type { LinkState } from '../../common/mirror-status.js';
 import type { TargetLink } from './target-link.js';
+import type { NodeCredentials } from '../replication/transport.js';
 
 /** Why a link may not sync with its peer, shown in status until it changes. */
 export interface LinkBlock {
@@ -51,4 +52,6 @@ export interface MirrorCore {
   /** The next number of the mirror's write sequence (shared by all targets). */
   nextSeq(): number;
   readonly policy: MirrorPolicy;
+  /** This node's certificate and the cluster CA for replication connections; null = plain TCP. */
+  readonly creds: NodeCredentials | null;
 }

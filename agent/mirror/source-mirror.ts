@@ -7,6 +7,7 @@ import { encodeSeqFrame, encodeWrite, encodeZero, FrameType, setFrameSeq, WRITE_
 import type { Logger } from '../log.js';
 import { ChunkLocks } from './chunk-locks.js';
 import type { MirrorCore, MirrorPolicy } from './mirror-core.js';
+import type { NodeCredentials } from '../replication/transport.js';
 import { TargetLink, type TargetConfig } from './target-link.js';
 
 export interface SourceMirrorOptions {
@@ -20,6 +21,8 @@ export interface SourceMirrorOptions {
   /** zlib level 0–9 offered to targets (0 = off); takes effect at each (re)connection. */
   compression?: number;
   policy: MirrorPolicy;
+  /** Certificates for the replication connections; null or absent = plain TCP (--insecure-plaintext). */
+  creds?: NodeCredentials | null;
   /** The mirror's size when the local disk is larger (a target disk may be; the mirror keeps the source's size). */
   size?: number;
 }
@@ -36,6 +39,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
   resyncRate: number;
   compression: number;
   readonly policy: MirrorPolicy;
+  readonly creds: NodeCredentials | null;
   private readonly sizeLimit: number | undefined;
   private seq = 0;
 
@@ -49,6 +53,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
     this.resyncRate = options.resyncRate ?? 0;
     this.compression = options.compression ?? 0;
     this.policy = options.policy;
+    this.creds = options.creds ?? null;
     this.sizeLimit = options.size;
   }
 

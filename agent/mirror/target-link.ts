@@ -1,7 +1,8 @@
 // The source's side of one target: the connection, what was sent and acknowledged, the resync pass,
 // and the bits of the intent log that belong to this target.
 import crypto from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
+import { connectReplication } from '../replication/transport.js';
 import { BitSet } from '../intent-log/bitmap.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import type { Logger } from '../log.js';
@@ -286,18 +287,23 @@ export class TargetLink {
   private connect(): void {
     if (this.stopped || this.config.paused || this.socket) return;
     const [host, portText] = splitAddress(this.config.address);
-    const socket = net.connect({ host, port: Number(portText), localAddress: this.config.localAddress });
+    const { socket, ready } = connectReplication({
+      host, port: Number(portText), localAddress: this.config.localAddress, expectedPeer: this.config.node, creds: this.mirror.creds,
+    });
     const generation = ++this.generation;
     this.socket = socket;
     this.state = 'connecting';
     socket.setNoDelay(true);
     const reader = new FrameAssembler();
-    socket.once('connect', () => {
+    ready.then(() => {
+      if (this.socket !== socket) return;
       socket.write(encodeHello({
         protocol: PROTOCOL, version: PROTOCOL_VERSION, tag: this.mirror.tag, size: this.mirror.size,
         chunkSize: this.mirror.chunkSize, source: this.mirror.node, compression: this.mirror.compression,
         ...this.mirror.policy.hello(this),
       }));
+    }, (e: Error) => {
+      this.lastError = e.message;
     });
     socket.on('data', (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
@@ -348,7 +354,7 @@ export class TargetLink {
       }
     });
     socket.on('error', (e) => {
-      this.lastError = `cannot reach ${this.config.node} at ${this.config.address}: ${e.message}`;
+      if (!this.lastError.startsWith('cannot connect')) this.lastError = `cannot reach ${this.config.node} at ${this.config.address}: ${e.message}`;
     });
     socket.once('close', () => this.onClose(socket));
   }

@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import type { BlockStore } from '../storage/block-store.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import { adoptSocket } from '../nbd/adopt-socket.js';
+import { createReplicationServer, type NodeCredentials } from './transport.js';
 import type { Logger } from '../log.js';
 import {
   encodeHashes, encodeRefuse, encodeSeqFrame, encodeSwitchover, encodeWelcome, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
@@ -59,6 +60,8 @@ class TargetSession {
     private readonly node: string,
     private readonly log: Logger,
     private readonly sessions: Map<string, TargetSession>,
+    /** The node the peer's certificate names (null over --insecure-plaintext). */
+    private readonly peerNode: string | null,
   ) {
     const timer = setTimeout(() => {
       if (!this.hello) this.drop('no HELLO within 10 s');
@@ -173,6 +176,9 @@ class TargetSession {
     if (hello.protocol !== PROTOCOL || hello.version !== PROTOCOL_VERSION) {
       return this.refuse(`unsupported replication protocol ${hello.protocol} version ${hello.version}; this agent speaks ${PROTOCOL} version ${PROTOCOL_VERSION}. Upgrade both agents to the same release.`);
     }
+    if (this.peerNode !== null && this.peerNode !== hello.source) {
+      return this.refuse(`the certificate of this peer names node ${this.peerNode}, but it says it is ${hello.source}; start that agent with --node ${this.peerNode}`);
+    }
     const previous = this.sessions.get(hello.tag);
     if (previous && previous.hello?.source !== hello.source) {
       return this.refuse(`${previous.hello?.source ?? 'another node'} is replicating into this target now; ${hello.source} cannot at the same time`);
@@ -265,17 +271,31 @@ export class ReplicationListener {
     private readonly volumes: TargetVolumes,
     private readonly node: string,
     private readonly log: Logger,
+    /** This node's certificate and the cluster CA; null = plain TCP (--insecure-plaintext). */
+    private readonly creds: NodeCredentials | null = null,
   ) {}
 
   async listen(host: string, port: number): Promise<number> {
-    // Accepted paused and re-wrapped to read into the shared receive buffer, as the NBD export does.
-    const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
-      const holder: { session?: TargetSession } = {};
-      const socket = adoptSocket(accepted, (bytes) => (holder.session ? holder.session.receive(bytes) : true));
-      const s = new TargetSession(socket, this.volumes, this.node, this.log, this.sessions);
-      holder.session = s;
-      this.all.add(s);
-      socket.once('close', () => this.all.delete(s));
+    const server = createReplicationServer({
+      creds: this.creds,
+      onSocket: (accepted, peerNode) => {
+        let socket = accepted;
+        const holder: { session?: TargetSession } = {};
+        if (this.creds) {
+          // TLS: the handle belongs to the TLS layer; read decrypted data as events.
+          accepted.on('data', (bytes: Buffer) => {
+            if (holder.session && !holder.session.receive(bytes)) accepted.pause();
+          });
+        } else {
+          // Plain TCP, accepted paused: re-wrapped to read into the shared receive buffer, as the NBD export does.
+          socket = adoptSocket(accepted, (bytes) => (holder.session ? holder.session.receive(bytes) : true));
+        }
+        const s = new TargetSession(socket, this.volumes, this.node, this.log, this.sessions, peerNode);
+        holder.session = s;
+        this.all.add(s);
+        socket.once('close', () => this.all.delete(s));
+      },
+      onRefused: (reason, remote) => this.log.warn(`refused a replication connection from ${remote ?? '?'} before any data moved: ${reason}`),
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'EADDRINUSE'

@@ -216,7 +216,9 @@ export function connectReplication(options: ReplicationConnectOptions): Replicat
     socket.once('session', () => {
       clearTimeout(timer);
       if (!secure) return fail(new Error('session ticket before the handshake finished'));
-      resolve(expectedPeer);
+      // Not from inside the 'session' event: bytes written there do not reach the peer (seen with
+      // Node 20), so the caller's first write waits for the next turn of the event loop.
+      setImmediate(() => resolve(expectedPeer));
     });
     socket.once('error', fail);
     socket.once('close', () => fail(new Error('the connection closed during the TLS handshake')));

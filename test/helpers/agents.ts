@@ -5,6 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import type { MirrorStatus, TargetStatus } from '../../common/mirror-status.js';
 import { AGENT_BUNDLE, run, waitForOutput, type RunResult } from './tools.js';
+import { createClusterCa, installNodeCertificate } from './pki.js';
+import type { CertificateAuthority } from '../../common/pki.js';
 
 export interface Agent {
   node: string;
@@ -34,11 +36,31 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startAgent(home: string, node: string, port?: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<Agent> {
+let clusterCa: Promise<CertificateAuthority> | null = null;
+/** One cluster CA for every agent a test process starts. */
+export function testClusterCa(): Promise<CertificateAuthority> {
+  clusterCa ??= createClusterCa();
+  return clusterCa;
+}
+
+export interface AgentOptions {
+  /** The CA whose certificate the agent gets (default: the test cluster's); 'plaintext': --insecure-plaintext. */
+  security?: CertificateAuthority | 'plaintext';
+}
+
+/**
+ * Starts a real agent. Like an installed node it replicates over mutual TLS: unless told otherwise it
+ * gets a certificate of the test cluster's CA in its TLS folder (once; a restart keeps it).
+ */
+export async function startAgent(home: string, node: string, port?: number, extraEnv: NodeJS.ProcessEnv = {}, options: AgentOptions = {}): Promise<Agent> {
   fs.mkdirSync(home, { recursive: true });
   const p = port ?? (await freePort());
   const env = { ...process.env, ...extraEnv, TANDEM_HOME: home, TANDEM_PROGRAM: '' };
-  const child = spawn(process.execPath, [AGENT_BUNDLE, 'run', '--node', node, '--replication', `127.0.0.1:${p}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [AGENT_BUNDLE, 'run', '--node', node, '--replication', `127.0.0.1:${p}`];
+  const tlsDir = path.join(home, 'state', 'tls');
+  if (options.security === 'plaintext') args.push('--insecure-plaintext');
+  else if (!fs.existsSync(path.join(tlsDir, 'node.crt'))) await installNodeCertificate(tlsDir, options.security ?? (await testClusterCa()), node);
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

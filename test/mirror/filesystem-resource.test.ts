@@ -82,7 +82,7 @@ describe.skipIf(!isRoot)('file system resources (needs root)', () => {
     expect(onEve.fileSystem).toMatchObject({ mountPoint: mnt, mounted: true });
     expect(findMount(mnt)?.source).toBe(onEve.fileSystem!.device!);
     // The device now is eve's NetRAID device: a loop over eve's own attachment of its export.
-    expect((await runOk('losetup', ['-n', '-O', 'BACK-FILE', onEve.fileSystem!.device])).trim()).toContain(path.join(eve.home, 'run', 'attach'));
+    expect((await runOk('losetup', ['-n', '-O', 'BACK-FILE', onEve.fileSystem!.device!])).trim()).toContain(path.join(eve.home, 'run', 'attach'));
     check();
     expect((await adam.status('datarep-ext4-sdr')).role).toBe('target');
     // Written on eve, replicated back to adam.

@@ -83,6 +83,23 @@ function collect(socket: net.Socket, size: number): Promise<Buffer> {
 }
 
 describe('replication transport (TLS 1.3, cluster CA)', () => {
+  it('the client may speak first, at once when ready (the replication protocol opens with HELLO)', async () => {
+    const h = await startServer(n2, (socket) => {
+      socket.once('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('got '), d])));
+    });
+    try {
+      const { socket, ready } = connectReplication({ host: '127.0.0.1', port: h.port, expectedPeer: 'n2', creds: n1 });
+      socket.on('error', () => undefined);
+      const reply = collect(socket, 9);
+      await ready;
+      socket.write('HELLO');
+      expect((await reply).toString()).toBe('got HELLO');
+      socket.destroy();
+    } finally {
+      await h.close();
+    }
+  });
+
   it('moves bytes both ways between two nodes of the cluster, each knowing the other by name', async () => {
     const size = 8 * 1024 * 1024;
     const fromClient = crypto.randomBytes(size);

@@ -449,6 +449,9 @@ export class TargetLink {
     this.clearQueue = [];
     this.clearHead = 0;
     this.pendingResync = null;
+    if (!wasReady && !this.lastError && !this.blocked) {
+      this.lastError = `${this.config.node} at ${this.config.address} closed the connection before accepting it${this.mirror.creds ? '' : ' (this agent replicates over plain TCP, --insecure-plaintext; the target may require TLS)'}`;
+    }
     if (wasReady) {
       this.lastError = `lost the connection to ${this.config.node} at ${this.config.address}`;
       this.log.warn(`lost target ${this.config.node}; tracking changes in the bitmap`);

@@ -361,6 +361,8 @@ export class AgentDaemon {
         const existed = fs.existsSync(record.bitmap);
         log = IntentLog.open(record.bitmap, { chunkSize: record.chunkSize, volumeSize: record.size }, { create: true, asyncLimit: record.asyncLimit });
         if (!existed) for (const t of record.targets) await log.setAll(t.slot);
+        // The manual's `bitmap -a <num>` sets the async limit in the file's header: it wins.
+        else record.asyncLimit = log.asyncLimit;
       }
     } catch (err) {
       await local.close();

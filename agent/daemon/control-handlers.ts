@@ -185,6 +185,9 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
         throw new RpcError(`parameter "address": ${(err as Error).message}`, INVALID);
       }
       const mode = a.oneOf<ReplicationMode>('mode', ['sync', 'async'], 'sync');
+      if (mode === 'async' && s.record.asyncAllowed === false) {
+        throw new RpcError(`hierarchy "${s.record.tag}" was created without asynchronous replication; extend it with --mode sync`);
+      }
       const initialSync = a.oneOf('initialSync', ['full', 'none', 'checksum'], 'full');
       const localAddress = a.optStr('localAddress') || undefined;
       const mirror = s.mirror!;
@@ -335,6 +338,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
         tag: plan.tag, disk: plan.disk, bitmap: bitmapPath(plan.tag, plan.bitmapFile || undefined), chunkSize: DEFAULT_CHUNK_SIZE,
         asyncLimit: DEFAULT_ASYNC_LIMIT, resyncRate: 0, compression: 0, role: 'source',
       });
+      record.asyncAllowed = request.asyncReplication === true;
       let entry: SourceEntry;
       try {
         checkNewDisk(plan.tag, plan.disk);

@@ -43,6 +43,8 @@ export interface MirrorRecord {
   consistent: boolean;
   /** The file system resource over this mirror (Replicate New / Existing File System), mounted where it is in service. */
   fileSystem?: FileSystemResource | null;
+  /** The hierarchy's "Enable Asynchronous Replication" answer; false refuses asynchronous targets. */
+  asyncAllowed?: boolean;
   /** Rewind log settings (manual: mirror_settings logdir / logmax); used by the rewind log. */
   logdir: string;
   logmax: number;

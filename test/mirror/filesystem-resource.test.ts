@@ -73,6 +73,8 @@ describe.skipIf(!isRoot)('file system resources (needs root)', () => {
 
     const eveDisk = makeDisk(path.join(dir, 'eve.img'), 64 * MiB);
     await tandemOk(eve, 'accept', 'datarep-ext4-sdr', '--disk', eveDisk);
+    const asyncRefused = await adam.tandem('extend', 'datarep-ext4-sdr', '--target', 'eve', '--address', eve.address, '--mode', 'async');
+    expect(asyncRefused.stderr).toContain('was created without asynchronous replication; extend it with --mode sync');
     await tandemOk(adam, 'extend', 'datarep-ext4-sdr', '--target', 'eve', '--address', eve.address);
     await waitTargets(adam, 'datarep-ext4-sdr', inSync);
 

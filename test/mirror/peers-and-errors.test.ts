@@ -43,8 +43,10 @@ describe('replication peers and CLI errors', () => {
   beforeAll(async () => {
     makeRandomFile(tgtDisk, 8 * MiB, 11);
     original = sha256File(tgtDisk);
-    eve = await startAgent(path.join(dir, 'eve'), 'eve');
-    adam = await startAgent(path.join(dir, 'adam'), 'adam');
+    // Plain TCP (--insecure-plaintext) so that raw peers reach the replication protocol itself: these
+    // tests are about what it does with garbage. Behind TLS a peer never gets that far (tls-peers.test.ts).
+    eve = await startAgent(path.join(dir, 'eve'), 'eve', undefined, {}, { security: 'plaintext' });
+    adam = await startAgent(path.join(dir, 'adam'), 'adam', undefined, {}, { security: 'plaintext' });
     await tandemOk(eve, 'accept', 'vol', '--disk', tgtDisk);
   });
   afterAll(async () => {

@@ -17,9 +17,12 @@ console.log(`Tandem console
   The desktop console (Electron) and its browser mode are not built yet.
   Electron binary: ${electronBinary ?? 'not installed here (installed with ELECTRON_SKIP_BINARY_DOWNLOAD=1 or unavailable); the console will fall back to browser mode'}
 
-What works today: the node agent — NBD export and mirroring, driven by its CLIs.
+What works today: the node agent — NBD export, mirroring over mutual TLS, the failover rules
+(switchover, failover, split brain), file system resources — driven by its CLIs.
   npm run build
   npx tandem-agent export --file disk.img --socket /var/tmp/disk.sock
+  npx tandem-agent tandem ca init --dir CA_DIR --passphrase-file FILE   # once per cluster
+  npx tandem-agent tandem cert issue NAME --ca-dir CA_DIR --passphrase-file FILE --install
   npx tandem-agent run --node NAME     # the node daemon; then: npx tandem-agent tandem help
-The two-node mirror recipe is in docs/cli.md.
+The two-node mirror recipe (certificates included) is in docs/cli.md.
 See README.md.`);

@@ -72,6 +72,19 @@ export interface MirrorStatus {
   source?: string | null;
 }
 
+/** A size in binary units, one decimal ("64.0 KiB"); below 1 KiB, whole bytes with `byteUnit`. */
+export function formatSize(bytes: number, byteUnit = 'B'): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  if (bytes < 1024) return `${bytes} ${byteUnit}`;
+  let v = bytes / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
 /** Formats a byte rate the way the manual's mirror_status does ("1573K/sec"). */
 export function formatRate(bytesPerSecond: number): string {
   return `${Math.round(bytesPerSecond / 1024)}K/sec`;

@@ -2,6 +2,7 @@
 // check against a running agent are in bitmap-command.ts.
 import type { BitmapFileContents, BitSet } from '../intent-log/bitmap.js';
 import { UsageError } from './usage-error.js';
+import { formatSize } from '../../common/mirror-status.js';
 
 export const BITMAP_USAGE = `usage: bitmap -a <num>|-c|-d|-X <bitmap_file>
   -a [num]  set the asynchronous write limit in the bitmap file (default 256)
@@ -54,16 +55,6 @@ export function parseBitmapArgs(argv: string[]): BitmapAction {
   }
 }
 
-function human(bytes: number): string {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} bytes` : `${v.toFixed(1)} ${units[i]}`;
-}
 
 /** The runs of set bits as [first, last] pairs, at most `max` of them, and how many runs there are in all. */
 export function dirtyRanges(bits: BitSet, max: number): { ranges: Array<[number, number]>; total: number } {
@@ -93,8 +84,8 @@ export function formatExamine(file: string, b: BitmapFileContents, maxRanges = 8
   const lines = [
     `Bitmap file: ${file}`,
     `Version: ${b.version}`,
-    `Chunk size: ${human(b.chunkSize)}`,
-    `Volume size: ${human(b.volumeSize)} (${b.volumeSize} bytes)`,
+    `Chunk size: ${formatSize(b.chunkSize, 'bytes')}`,
+    `Volume size: ${formatSize(b.volumeSize, 'bytes')} (${b.volumeSize} bytes)`,
     `Chunks: ${b.chunks}`,
     `Async limit: ${b.asyncLimit}`,
   ];

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { callAgent } from '../control/json-rpc.js';
 import { agentPaths } from '../daemon/home.js';
-import { formatMirrorStatus, type MirrorStatus } from '../../common/mirror-status.js';
+import { formatMirrorStatus, formatSize, type MirrorStatus } from '../../common/mirror-status.js';
 import { UsageError } from './usage-error.js';
 import { runCertificates } from './cert-command.js';
 
@@ -36,27 +36,17 @@ function controlSocket(): string {
   return agentPaths().controlSocket;
 }
 
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 export function formatStatusTable(mirrors: MirrorStatus[]): string {
   if (mirrors.length === 0) return 'no mirrors on this node\n';
   const lines: string[] = [];
   for (const m of mirrors) {
     if (m.role === 'target') {
-      lines.push(`${m.tag}: target on ${m.node}, ${m.state}, ${m.disk} (${human(m.size)}), source ${m.source ? `${m.source} connected` : `${m.lastSource ?? 'none'} not connected`}${m.exportSocket ? `; readable (read-only) at ${m.exportSocket}` : ''}`);
+      lines.push(`${m.tag}: target on ${m.node}, ${m.state}, ${m.disk} (${formatSize(m.size)}), source ${m.source ? `${m.source} connected` : `${m.lastSource ?? 'none'} not connected`}${m.exportSocket ? `; readable (read-only) at ${m.exportSocket}` : ''}`);
       continue;
     }
     const flags = [m.lastOwner ? 'last_owner' : '', m.dataCorrupt ? 'data_corrupt' : ''].filter(Boolean).join(', ');
-    lines.push(`${m.tag}: source on ${m.node}, ${m.state}, ${m.disk} (${human(m.size)})${m.exportSocket ? `, export ${m.exportSocket}` : ''}${flags ? ` [${flags}]` : ''}`);
+    lines.push(`${m.tag}: source on ${m.node}, ${m.state}, ${m.disk} (${formatSize(m.size)})${m.exportSocket ? `, export ${m.exportSocket}` : ''}${flags ? ` [${flags}]` : ''}`);
     for (const t of m.targets) {
       const extra = t.status === 'Resyncing'
         ? ` ${Math.round(t.resyncSpeed / 1024)}K/sec${t.etaSeconds !== null ? ` ETA ${t.etaSeconds}s` : ''}`
@@ -64,7 +54,7 @@ export function formatStatusTable(mirrors: MirrorStatus[]): string {
       lines.push(`  -> ${t.node} (${t.address}) ${t.status}, ${t.mode}, ${t.percentSynced.toFixed(1)}% synced${extra}, queue ${t.queueDepth}${t.throttled ? ' (full: writes wait)' : ''}${t.lastError && t.status === 'Out Of Sync' ? ` — ${t.lastError}` : ''}`);
     }
     const dirty = Math.max(0, ...m.targets.map((t) => t.dirtyChunks));
-    lines.push(`  bitmap: ${m.bitmap.file ?? 'none'}, ${m.bitmap.chunks} chunks of ${human(m.bitmap.chunkSize)}, ${dirty} dirty; async limit ${m.asyncLimit}`);
+    lines.push(`  bitmap: ${m.bitmap.file ?? 'none'}, ${m.bitmap.chunks} chunks of ${formatSize(m.bitmap.chunkSize)}, ${dirty} dirty; async limit ${m.asyncLimit}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -106,7 +96,7 @@ export async function runTandem(argv: string[]): Promise<number> {
         compression: values.compress ? Number(values.compress) : undefined,
         resyncRate: values['resync-rate'] ? Number(values['resync-rate']) : undefined,
       })) as { tag: string; export: string; size: number };
-      print(`created mirror ${r.tag} (${human(r.size)}); its NBD export (the NetRAID device) is ${r.export}\n`);
+      print(`created mirror ${r.tag} (${formatSize(r.size)}); its NBD export (the NetRAID device) is ${r.export}\n`);
       return 0;
     }
     case 'accept': {

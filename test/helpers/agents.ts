@@ -107,6 +107,26 @@ export async function waitTargets(source: Agent, tag: string, ok: (t: TargetStat
   throw new Error(`targets of ${tag} did not get there in time: ${JSON.stringify(last?.targets, null, 1)}`);
 }
 
+/** Polls one agent's status of `tag` until `ok` holds (bounded); `what` names it in the failure. */
+export async function waitStatus(a: Agent, tag: string, ok: (m: MirrorStatus) => boolean, what: string, timeoutMs = 30_000): Promise<MirrorStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: MirrorStatus | undefined;
+  while (Date.now() < deadline) {
+    last = await a.status(tag);
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${a.node}: ${what} did not happen in time: ${JSON.stringify(last, null, 1)}`);
+}
+
+/** Writes through the agent's NBD export of `tag` with qemu-io commands ("write -P 0x11 0 64k"). */
+export function writeExport(a: Agent, tag: string, ...commands: string[]): Promise<string> {
+  return run('qemu-io', ['-f', 'raw', ...commands.flatMap((c) => ['-c', c]), exportUri(a, tag)], { timeoutMs: 60_000 }).then((r) => {
+    if (r.code !== 0) throw new Error(`qemu-io ${commands.join('; ')} on ${a.node} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  });
+}
+
 export const inSync = (t: TargetStatus) => t.status === 'Fully Operational' && t.dirtyChunks === 0;
 
 export function exportUri(source: Agent, tag: string): string {

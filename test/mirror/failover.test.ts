@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MirrorStatus } from '../../common/mirror-status.js';
-import { exportUri, inSync, makeDisk, startAgent, tandemOk, waitTargets, type Agent } from '../helpers/agents.js';
-import { runOk, sha256File, tempDir } from '../helpers/tools.js';
+import { inSync, makeDisk, startAgent, tandemOk, waitStatus, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
+import { sha256File, tempDir } from '../helpers/tools.js';
 
 const SIZE = 16 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -46,24 +46,12 @@ async function pair(name: string): Promise<Pair> {
   return { dir, adam, eve, adamDisk, eveDisk };
 }
 
-function write(a: Agent, ...commands: string[]): Promise<string> {
-  return runOk('qemu-io', ['-f', 'raw', ...commands.flatMap((c) => ['-c', c]), exportUri(a, tag)]);
-}
-
 function flag(a: Agent, name: 'last_owner' | 'data_corrupt'): boolean {
   return fs.existsSync(path.join(a.home, 'state', 'flags', `${tag}_${name}`));
 }
 
-async function until(a: Agent, ok: (m: MirrorStatus) => boolean, what: string, timeoutMs = 30_000): Promise<MirrorStatus> {
-  const deadline = Date.now() + timeoutMs;
-  let last: MirrorStatus | undefined;
-  while (Date.now() < deadline) {
-    last = await a.status(tag);
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${a.node}: ${what} did not happen in time: ${JSON.stringify(last, null, 1)}`);
-}
+const write = (a: Agent, ...commands: string[]) => writeExport(a, tag, ...commands);
+const until = (a: Agent, ok: (m: MirrorStatus) => boolean, what: string) => waitStatus(a, tag, ok, what);
 
 describe('failover scenarios (manual, "Failover Scenarios")', () => {
   afterEach(async () => {

@@ -5,8 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MirrorStatus } from '../../common/mirror-status.js';
-import { exportUri, freePort, inSync, makeDisk, startAgent, tandemOk, waitTargets, type Agent } from '../helpers/agents.js';
-import { run, runOk, sha256File, tempDir } from '../helpers/tools.js';
+import { exportUri, freePort, inSync, makeDisk, startAgent, tandemOk, waitStatus, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
+import { run, sha256File, tempDir } from '../helpers/tools.js';
 
 const SIZE = 16 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -21,20 +21,8 @@ async function agent(home: string, node: string, port?: number): Promise<Agent> 
   return a;
 }
 
-function write(a: Agent, ...commands: string[]): Promise<string> {
-  return runOk('qemu-io', ['-f', 'raw', ...commands.flatMap((c) => ['-c', c]), exportUri(a, tag)]);
-}
-
-async function until(a: Agent, ok: (m: MirrorStatus) => boolean, what: string, timeoutMs = 30_000): Promise<MirrorStatus> {
-  const deadline = Date.now() + timeoutMs;
-  let last: MirrorStatus | undefined;
-  while (Date.now() < deadline) {
-    last = await a.status(tag);
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${a.node}: ${what} did not happen in time: ${JSON.stringify(last, null, 1)}`);
-}
+const write = (a: Agent, ...commands: string[]) => writeExport(a, tag, ...commands);
+const until = (a: Agent, ok: (m: MirrorStatus) => boolean, what: string) => waitStatus(a, tag, ok, what);
 
 /** A TCP relay standing for the network between two nodes; cut() drops it, mend() restores it. */
 class Link {

@@ -1,0 +1,187 @@
+// The console API: the one contract between the renderer and the console backend, whether the backend
+// runs in Electron's main process (IPC through the preload) or as the browser-mode server (WebSocket).
+// Every argument is described by a zod schema so both entry points validate it the same way.
+import { z } from 'zod';
+import type { MirrorStatus } from './mirror-status.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+export const serverName = z.string().regex(NAME, 'a server name is 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+const hostName = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/, 'a host is a DNS name or an IP address');
+const port = z.number().int().min(1).max(65535);
+const userName = z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}\$?$/i, 'a user name is letters, digits, "_", "." or "-"');
+
+/** Tried in the order given. */
+export const authMethod = z.enum(['agent', 'key', 'password', 'keyboard-interactive']);
+export type AuthMethod = z.infer<typeof authMethod>;
+
+export const sshEndpoint = z.object({
+  host: hostName,
+  port: port.default(22),
+  user: userName.default('root'),
+  auth: z.array(authMethod).min(1).max(4).default(['agent', 'key']),
+  /** A private key file on the console's machine (absolute path). */
+  keyFile: z.string().max(4096).optional(),
+}).strict();
+export type SshEndpoint = z.infer<typeof sshEndpoint>;
+
+export const sshSettings = sshEndpoint.extend({
+  jumpHost: sshEndpoint.nullable().optional(),
+  keepaliveSeconds: z.number().int().min(0).max(3600).default(15),
+}).strict();
+export type SshSettings = z.infer<typeof sshSettings>;
+
+/** A server of the cluster; its name is the agent's node name. */
+export const serverDefinition = z.object({
+  name: serverName,
+  ssh: sshSettings,
+}).strict();
+export type ServerDefinition = z.infer<typeof serverDefinition>;
+export type ServerDefinitionInput = z.input<typeof serverDefinition>;
+
+/** A communication path between two servers: the addresses replication uses. */
+export const commPath = z.object({
+  servers: z.tuple([serverName, serverName]),
+  addresses: z.tuple([hostName, hostName]),
+}).strict();
+export type CommPath = z.infer<typeof commPath>;
+
+export const clusterDefinition = z.object({
+  version: z.literal(1),
+  name: serverName,
+  servers: z.array(serverDefinition).max(64),
+  commPaths: z.array(commPath).max(2016),
+}).strict();
+export type ClusterDefinition = z.infer<typeof clusterDefinition>;
+
+// ---- what the console shows ----
+
+export type ConnectionState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'unreachable' | 'failed';
+
+export interface ServerView {
+  name: string;
+  /** "host:port" for SSH servers, "local" for local-lab nodes. */
+  address: string;
+  kind: 'ssh' | 'local';
+  connection: { state: ConnectionState; message: string; since: number };
+  agent: { version: string | null; running: boolean };
+  mirrors: MirrorStatus[];
+}
+
+export interface ClusterView {
+  name: string;
+  mode: 'none' | 'local-lab' | 'ssh';
+  servers: ServerView[];
+  commPaths: CommPath[];
+}
+
+// ---- questions the backend asks the user ----
+
+export type PromptKind = 'host-key' | 'password' | 'passphrase' | 'keyboard-interactive' | 'sudo-password';
+
+export interface Prompt {
+  id: string;
+  server: string;
+  kind: PromptKind;
+  /** What to show, in words. */
+  message: string;
+  /** host-key: the key type and SHA256 fingerprint to compare with the server's. */
+  keyType?: string;
+  fingerprint?: string;
+  /** keyboard-interactive: the server's questions. */
+  questions?: Array<{ prompt: string; echo: boolean }>;
+}
+
+export const promptAnswer = z.union([
+  z.object({ accept: z.boolean() }).strict(),
+  z.object({ secret: z.string().max(4096).nullable() }).strict(),
+  z.object({ answers: z.array(z.string().max(4096)).max(16).nullable() }).strict(),
+]);
+export type PromptAnswer = z.infer<typeof promptAnswer>;
+
+// ---- deployment ----
+
+export type DeployStepName = 'connect' | 'check-os' | 'check-node' | 'upload' | 'verify' | 'install' | 'certificate' | 'start' | 'check-version';
+
+export interface DeployProgress {
+  server: string;
+  step: DeployStepName;
+  state: 'running' | 'done' | 'failed' | 'skipped';
+  message: string;
+  /** upload: bytes sent of total. */
+  done?: number;
+  total?: number;
+}
+
+// ---- the output panel ----
+
+export interface OutputEntry {
+  time: number;
+  server: string;
+  /** What was done, in the GUI's words. */
+  action: string;
+  /** The equivalent command on the node. */
+  command: string;
+  ok: boolean;
+  message: string;
+}
+
+export type ConsoleEvent =
+  | { type: 'cluster'; cluster: ClusterView }
+  | { type: 'prompt'; prompt: Prompt }
+  | { type: 'prompt-closed'; id: string }
+  | { type: 'deploy'; progress: DeployProgress }
+  | { type: 'output'; entry: OutputEntry };
+
+// ---- the methods ----
+
+const agentMethod = z.string().regex(/^(agent|mirror|resource)\.[a-z]+$/, 'an agent method is like "mirror.status"');
+
+/** Argument schemas per method (a tuple each), used by main.ts's IPC handlers and the browser-mode server. */
+export const consoleMethods = {
+  cluster: z.tuple([]),
+  addServer: z.tuple([serverDefinition]),
+  removeServer: z.tuple([serverName]),
+  setCommPath: z.tuple([commPath]),
+  connect: z.tuple([serverName]),
+  disconnect: z.tuple([serverName]),
+  answerPrompt: z.tuple([z.string().regex(/^[a-z0-9-]{1,64}$/), promptAnswer]),
+  deploy: z.tuple([serverName]),
+  uninstall: z.tuple([serverName]),
+  agentCall: z.tuple([serverName, agentMethod, z.record(z.string(), z.unknown())]),
+  openLocalLab: z.tuple([z.number().int().min(2).max(8)]),
+  closeLocalLab: z.tuple([]),
+  output: z.tuple([]),
+} as const;
+
+export type ConsoleMethod = keyof typeof consoleMethods;
+
+export interface ConsoleApi {
+  cluster(): Promise<ClusterView>;
+  addServer(server: ServerDefinitionInput): Promise<ClusterView>;
+  removeServer(name: string): Promise<ClusterView>;
+  setCommPath(path: CommPath): Promise<ClusterView>;
+  connect(name: string): Promise<ServerView>;
+  disconnect(name: string): Promise<ServerView>;
+  answerPrompt(id: string, answer: PromptAnswer): Promise<void>;
+  deploy(name: string): Promise<ServerView>;
+  uninstall(name: string): Promise<ServerView>;
+  /** One JSON-RPC call to a node's agent (`tandem ctl` over SSH, or the local socket in the local lab). */
+  agentCall(server: string, method: string, params: Record<string, unknown>): Promise<unknown>;
+  /** Starts N agents on this machine with file-backed disks (the local lab) and makes it the cluster. */
+  openLocalLab(nodes: number): Promise<ClusterView>;
+  closeLocalLab(): Promise<ClusterView>;
+  output(): Promise<OutputEntry[]>;
+}
+
+/** Checks a call's method and arguments; returns the parsed arguments or throws an Error naming the field. */
+export function parseConsoleCall(method: unknown, args: unknown): { method: ConsoleMethod; args: unknown[] } {
+  if (typeof method !== 'string' || !Object.hasOwn(consoleMethods, method)) throw new Error(`unknown console method ${JSON.stringify(method)}`);
+  const schema = consoleMethods[method as ConsoleMethod];
+  const parsed = schema.safeParse(args);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length ? ` at ${issue.path.join('.')}` : '';
+    throw new Error(`${method}: invalid argument${where}: ${issue.message}`);
+  }
+  return { method: method as ConsoleMethod, args: parsed.data as unknown[] };
+}

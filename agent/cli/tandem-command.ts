@@ -6,6 +6,7 @@ import { agentPaths } from '../daemon/home.js';
 import { formatMirrorStatus, formatSize, type MirrorStatus } from '../../common/mirror-status.js';
 import { UsageError } from './usage-error.js';
 import { runCertificates } from './cert-command.js';
+import { runCtl } from './ctl-command.js';
 
 export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent on this node; state under $TANDEM_HOME)
 
@@ -30,6 +31,8 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
   resolve TAG --survivor NODE                   after a split brain, on the node whose changes are to be
                                                 discarded: it becomes a target of NODE and is resynced
   ca init | cert issue | cert show              the cluster CA and node certificates; \`tandem cert help\`
+  ctl                                           JSON-RPC 2.0 to the agent on stdin/stdout, one object per
+                                                line (what the console runs over SSH)
 `;
 
 function controlSocket(): string {
@@ -79,6 +82,9 @@ export async function runTandem(argv: string[]): Promise<number> {
   };
   const print = (v: unknown) => process.stdout.write(typeof v === 'string' ? v : JSON.stringify(v, null, 2) + '\n');
   switch (command) {
+    case 'ctl':
+      parse({}, false);
+      return runCtl();
     case 'status': {
       const { values, positionals } = parse({ json: { type: 'boolean', default: false } });
       const mirrors = (await call('mirror.status', positionals[0] ? { tag: positionals[0] } : {})) as MirrorStatus[];

@@ -9,7 +9,14 @@ export class RpcError extends Error {
   }
 }
 
-export type Handler = (params: Record<string, unknown>) => Promise<unknown> | unknown;
+/** What a handler may do beyond answering: push notifications on the caller's connection (agent.watch). */
+export interface CallContext {
+  notify(method: string, params: unknown): void;
+  /** Runs when the caller's connection closes. */
+  onClose(listener: () => void): void;
+}
+
+export type Handler = (params: Record<string, unknown>, context: CallContext) => Promise<unknown> | unknown;
 
 const MAX_LINE = 1024 * 1024;
 
@@ -59,6 +66,12 @@ export class ControlServer {
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
     let buffered = '';
+    const context: CallContext = {
+      notify: (method, params) => {
+        if (!socket.destroyed) socket.write(JSON.stringify({ jsonrpc: '2.0', method, params }) + '\n');
+      },
+      onClose: (listener) => socket.once('close', listener),
+    };
     socket.setEncoding('utf8');
     socket.on('data', (text: string) => {
       buffered += text;
@@ -70,12 +83,12 @@ export class ControlServer {
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl).trim();
         buffered = buffered.slice(nl + 1);
-        if (line) void this.handle(line).then((reply) => !socket.destroyed && socket.write(JSON.stringify(reply) + '\n'));
+        if (line) void this.handle(line, context).then((reply) => !socket.destroyed && socket.write(JSON.stringify(reply) + '\n'));
       }
     });
   }
 
-  private async handle(line: string): Promise<unknown> {
+  private async handle(line: string, context: CallContext): Promise<unknown> {
     let req: { id?: unknown; method?: unknown; params?: unknown };
     try {
       req = JSON.parse(line);
@@ -88,7 +101,7 @@ export class ControlServer {
     if (!handler) return { jsonrpc: '2.0', id, error: { code: -32601, message: `unknown method "${req.method}"` } };
     const params = req.params && typeof req.params === 'object' && !Array.isArray(req.params) ? (req.params as Record<string, unknown>) : {};
     try {
-      return { jsonrpc: '2.0', id, result: (await handler(params)) ?? null };
+      return { jsonrpc: '2.0', id, result: (await handler(params, context)) ?? null };
     } catch (err) {
       const code = err instanceof RpcError ? err.code : -32000;
       if (!(err instanceof RpcError)) this.log.error(`${req.method} failed: ${(err as Error).stack}`);

@@ -140,6 +140,27 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       return d.info();
     },
 
+    // The console's event stream: the status of every mirror, pushed on this connection whenever it
+    // changes (and at least every 15 s, so a silent link is noticed), until the caller disconnects.
+    'agent.watch': (p, context) => {
+      const a = new Params(p, 'agent.watch', ['intervalMs']);
+      const interval = a.int('intervalMs', 1000, 100, 60_000);
+      let last = '';
+      let lastSent = 0;
+      const push = () => {
+        const body = JSON.stringify(d.status());
+        if (body === last && Date.now() - lastSent < 15_000) return;
+        last = body;
+        lastSent = Date.now();
+        context.notify('agent.status', { info: d.info(), mirrors: JSON.parse(body) as unknown });
+      };
+      const timer = setInterval(push, interval);
+      timer.unref();
+      context.onClose(() => clearInterval(timer));
+      setImmediate(push);
+      return { watching: true, intervalMs: interval };
+    },
+
     'mirror.status': (p) => {
       const a = new Params(p, 'mirror.status', ['tag']);
       return d.status(a.has('tag') ? a.tag() : undefined);

@@ -2,30 +2,12 @@
 // share a machine (tests, the local lab); otherwise the system paths.
 import fs from 'node:fs';
 import path from 'node:path';
+import { agentLayout, type AgentPaths } from '../../common/agent-layout.js';
 
-export interface AgentPaths {
-  stateDir: string;
-  runDir: string;
-  controlSocket: string;
-  bitmapDir: string;
-  /** ca.crt, node.crt, node.key (0600) for the replication transport (agent/replication/transport.ts). */
-  tlsDir: string;
-  exportSocket(tag: string): string;
-  targetExportSocket(tag: string): string;
-}
+export type { AgentPaths };
 
 export function agentPaths(home = process.env.TANDEM_HOME): AgentPaths {
-  const stateDir = home ? path.join(home, 'state') : '/var/lib/tandem';
-  const runDir = home ? path.join(home, 'run') : '/run/tandem';
-  return {
-    stateDir,
-    runDir,
-    controlSocket: path.join(runDir, 'control.sock'),
-    bitmapDir: path.join(stateDir, 'bitmaps'),
-    tlsDir: path.join(stateDir, 'tls'),
-    exportSocket: (tag) => path.join(runDir, `${tag}.nbd.sock`),
-    targetExportSocket: (tag) => path.join(runDir, `${tag}.target.nbd.sock`),
-  };
+  return agentLayout(home);
 }
 
 export function ensureDirs(p: AgentPaths): void {

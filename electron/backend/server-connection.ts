@@ -1,0 +1,83 @@
+// One server as the console sees it: how it is reached (SSH or the local lab), its connection state,
+// its agent and the last status the agent pushed.
+import type { ConnectionState, ServerView } from '../../common/console-api.js';
+import type { MirrorStatus } from '../../common/mirror-status.js';
+import type { AgentInfo, AgentLink } from './agent-link.js';
+
+export interface ServerConnection {
+  readonly name: string;
+  view(): ServerView;
+  /** One call to the node's agent; rejects with a message naming the server if it is not reachable. */
+  call(method: string, params: Record<string, unknown>): Promise<unknown>;
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  /** Called whenever view() would return something new. */
+  onChange(listener: () => void): void;
+}
+
+/** The part every kind of connection shares: state, agent info, mirrors, change notification. */
+export abstract class BaseConnection implements ServerConnection {
+  protected state: ConnectionState = 'disconnected';
+  protected message = '';
+  protected since = Date.now();
+  protected agentInfo: AgentInfo | null = null;
+  protected mirrors: MirrorStatus[] = [];
+  protected link: AgentLink | null = null;
+  private readonly listeners: Array<() => void> = [];
+
+  constructor(readonly name: string, protected readonly kind: 'ssh' | 'local', protected readonly address: string) {}
+
+  view(): ServerView {
+    return {
+      name: this.name,
+      address: this.address,
+      kind: this.kind,
+      connection: { state: this.state, message: this.message, since: this.since },
+      agent: { version: this.agentInfo?.version ?? null, running: this.link !== null && !this.link.closed },
+      mirrors: this.mirrors,
+    };
+  }
+
+  async call(method: string, params: Record<string, unknown>): Promise<unknown> {
+    if (!this.link || this.link.closed) {
+      throw new Error(`${this.name} is ${this.state === 'connected' ? 'connected but its agent is not running' : this.state}${this.message ? `: ${this.message}` : ''}; connect to it first`);
+    }
+    return this.link.call(method, params);
+  }
+
+  abstract connect(): Promise<void>;
+  abstract disconnect(): Promise<void>;
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  protected setState(state: ConnectionState, message = ''): void {
+    if (state === this.state && message === this.message) return;
+    this.state = state;
+    this.message = message;
+    this.since = Date.now();
+    this.changed();
+  }
+
+  protected changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /** Takes over an agent link: watches its status, notices when it drops. */
+  protected async adopt(link: AgentLink, onDrop: (err: Error) => void): Promise<void> {
+    this.link = link;
+    link.onClose((err) => {
+      if (this.link !== link) return;
+      this.link = null;
+      onDrop(err);
+      this.changed();
+    });
+    this.agentInfo = (await link.call('agent.info', {})) as AgentInfo;
+    await link.watch((info, mirrors) => {
+      this.agentInfo = info;
+      this.mirrors = mirrors;
+      this.changed();
+    });
+  }
+}

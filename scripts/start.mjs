@@ -1,28 +1,42 @@
-// `npm start`: the console. It arrives with the console issues; until then this says what exists and
-// what to run, rather than failing obscurely. Where the Electron binary is missing, the console will
-// fall back to browser mode (`npm run serve`).
+// `npm start`: builds, then runs the desktop console (Electron). Where Electron's binary is not
+// installed (ELECTRON_SKIP_BINARY_DOWNLOAD=1, or no download possible) it says so and starts browser
+// mode instead: the same console in any browser, at a 127.0.0.1 address with a random token.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-let electronBinary = null;
-try {
-  const p = require('electron'); // the package exports the binary path
-  if (typeof p === 'string' && existsSync(p)) electronBinary = p;
-} catch {
-  electronBinary = null;
+const args = process.argv.slice(2);
+
+const built = spawnSync(process.execPath, ['scripts/build-agent.mjs'], { stdio: 'inherit' }).status === 0
+  && spawnSync(process.execPath, ['scripts/build-console.mjs'], { stdio: 'inherit' }).status === 0
+  && (!existsSync('scripts/build-renderer.mjs') || spawnSync(process.execPath, ['scripts/build-renderer.mjs'], { stdio: 'inherit' }).status === 0);
+if (!built) {
+  console.error('npm start: the build failed (see above); fix it, or run npm ci if dependencies are missing.');
+  process.exit(1);
 }
 
-console.log(`Tandem console
-  The desktop console (Electron) and its browser mode are not built yet.
-  Electron binary: ${electronBinary ?? 'not installed here (installed with ELECTRON_SKIP_BINARY_DOWNLOAD=1 or unavailable); the console will fall back to browser mode'}
+let electronBinary = null;
+let why = '';
+try {
+  const p = require('electron'); // the package exports the binary's path
+  if (typeof p === 'string' && existsSync(p)) electronBinary = p;
+  else why = `its binary ${p} is missing`;
+} catch (err) {
+  why = err.message.split('\n')[0];
+}
 
-What works today: the node agent — NBD export, mirroring over mutual TLS, the failover rules
-(switchover, failover, split brain), file system resources — driven by its CLIs.
-  npm run build
-  npx tandem-agent export --file disk.img --socket /var/tmp/disk.sock
-  npx tandem-agent tandem ca init --dir CA_DIR --passphrase-file FILE   # once per cluster
-  npx tandem-agent tandem cert issue NAME --ca-dir CA_DIR --passphrase-file FILE --install
-  npx tandem-agent run --node NAME     # the node daemon; then: npx tandem-agent tandem help
-The two-node mirror recipe (certificates included) is in docs/cli.md.
-See README.md.`);
+const run = (cmd, argv) => {
+  const child = spawn(cmd, argv, { stdio: 'inherit' });
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+};
+
+if (electronBinary) {
+  run(electronBinary, ['.', ...args]);
+} else {
+  console.log(`Electron is not available here (${why || 'not installed'}): it was installed without its binary,
+for example with ELECTRON_SKIP_BINARY_DOWNLOAD=1. To get the desktop app: npm install electron (with internet access).
+Starting the console in browser mode instead; open the address below in a browser on this machine.`);
+  run(process.execPath, ['resources/console/serve.cjs', ...args]);
+}

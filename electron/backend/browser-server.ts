@@ -24,11 +24,11 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json', '.woff2': 'font/woff2', '.ico': 'image/x-icon',
 };
 
-/** The renderer's Content Security Policy: our own scripts and styles, the API socket, nothing else. */
-export function contentSecurityPolicy(port: number): string {
+/** The renderer's Content Security Policy: our own scripts and styles, the API socket (browser mode), nothing else. */
+export function contentSecurityPolicy(apiPort: number | null): string {
   return [
     "default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "font-src 'self'",
-    `connect-src 'self' ws://127.0.0.1:${port}`, "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
+    `connect-src 'self'${apiPort === null ? '' : ` ws://127.0.0.1:${apiPort}`}`, "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
   ].join('; ');
 }
 

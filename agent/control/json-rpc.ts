@@ -42,7 +42,9 @@ export class ControlServer {
       if (inUse) throw new Error(`another agent is already running with control socket ${path}; stop it first or use another TANDEM_HOME`);
       fs.rmSync(path, { force: true });
     }
-    const server = net.createServer((socket) => this.serve(socket));
+    // allowHalfOpen: a client may send its requests and close its side (echo … | tandem ctl); it still
+    // gets every answer before the connection closes.
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.serve(socket));
     const oldMask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -66,6 +68,15 @@ export class ControlServer {
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
     let buffered = '';
+    let inFlight = 0;
+    let clientDone = false;
+    const endIfDone = () => {
+      if (clientDone && inFlight === 0 && !socket.destroyed) socket.end();
+    };
+    socket.once('end', () => {
+      clientDone = true;
+      endIfDone();
+    });
     const context: CallContext = {
       notify: (method, params) => {
         if (!socket.destroyed) socket.write(JSON.stringify({ jsonrpc: '2.0', method, params }) + '\n');
@@ -83,7 +94,13 @@ export class ControlServer {
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl).trim();
         buffered = buffered.slice(nl + 1);
-        if (line) void this.handle(line, context).then((reply) => !socket.destroyed && socket.write(JSON.stringify(reply) + '\n'));
+        if (!line) continue;
+        inFlight++;
+        void this.handle(line, context).then((reply) => {
+          inFlight--;
+          if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(reply) + '\n');
+          endIfDone();
+        });
       }
     });
   }

@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'resources/agent/', 'test-output/', 'bench/out/'] },
+  { ignores: ['node_modules/', 'resources/agent/', 'resources/console/', 'resources/renderer/', 'test-output/', 'bench/out/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -14,6 +14,12 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
+  },
+  {
+    // The renderer runs in a browser page and reaches the backend only through the console API.
+    files: ['renderer/**/*.ts'],
+    languageOptions: { globals: { window: 'readonly', location: 'readonly', WebSocket: 'readonly', document: 'readonly', URLSearchParams: 'readonly' } },
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/agent/**', '**/electron/**', 'node:*'] }] },
   },
   {
     // The npx launcher is plain CommonJS by necessity.

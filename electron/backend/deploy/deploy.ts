@@ -103,7 +103,7 @@ export async function deployAgent(o: DeployOptions): Promise<{ version: string; 
       const full = /no space|ENOSPC|quota|Failure/i.test(msg);
       throw new Error(full
         ? `the upload to ${node} failed: no space left in ${INSTALL_DIR} (${msg}); free space on the node, then deploy again. Nothing was installed`
-        : `the upload to ${node} failed: ${msg}. Nothing was installed`);
+        : `the upload to ${node} failed: ${msg}. Nothing was installed`, { cause: err });
     } finally {
       sftp.end();
     }
@@ -160,7 +160,6 @@ export async function deployAgent(o: DeployOptions): Promise<{ version: string; 
 
   const version = await step('check-version', 'waiting for the agent to answer', async () => {
     const deadline = Date.now() + (o.startTimeoutMs ?? 30_000);
-    let last = '';
     for (;;) {
       const r = await session.run(`echo '{"jsonrpc":"2.0","id":1,"method":"agent.info"}' | ${BIN_DIR}/tandem ctl`, { sudo: true, timeoutMs: 15_000 });
       const line = r.stdout.trim().split('\n')[0] ?? '';
@@ -174,7 +173,7 @@ export async function deployAgent(o: DeployOptions): Promise<{ version: string; 
       } catch (err) {
         if (!(err instanceof SyntaxError)) throw err;
       }
-      last = (r.stderr || r.stdout).trim();
+      const last = (r.stderr || r.stdout).trim();
       if (Date.now() > deadline) {
         const log = systemd ? 'journalctl -u tandem-agent' : (await session.run(`tail -n 20 /var/log/tandem-agent.log`, { sudo: true })).stdout;
         throw new Error(`the agent on ${node} did not start: ${last}\n${systemd ? `see: ${log}` : log}`);

@@ -20,8 +20,10 @@ export const useClusterStore = defineStore('cluster', {
         else if (e.type === 'prompt-closed') this.prompts = this.prompts.filter((p) => p.id !== e.id);
         else if (e.type === 'output') this.output.push(e.entry);
       });
-      this.cluster = await api.cluster();
-      this.output = await api.output();
+      await this.run('Connecting to the console backend', async () => {
+        this.cluster = await api.cluster();
+        this.output = await api.output();
+      });
     },
     async run<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {
       this.busy = what;

@@ -88,7 +88,9 @@ export interface Lab {
   restoreLink(node: NodeRef): Promise<void>;
   /** Delay, loss and rate on the node's link (both directions of the host-side veth); null clears. */
   netem(node: NodeRef, options: NetemOptions | null): Promise<void>;
-  /** kill -9 of this node's agent daemon(s); resolves with how many were killed. */
+  /** Process ids of this node's agent daemons (`… tandem-agent[.cjs] run …` in its namespaces). */
+  agentPids(node: NodeRef): number[];
+  /** kill -9 of this node's agent daemon(s) only; resolves with how many were killed. */
   killAgent(node: NodeRef): Promise<number>;
   teardown(): Promise<void>;
 }
@@ -413,6 +415,19 @@ export async function createLab(options: LabOptions): Promise<Lab> {
         throw new Error(`${a.name} cannot reach ${b.name} (${b.address}:22) across bridge ${bridge}. If /proc/sys/net/bridge/bridge-nf-call-iptables is 1, iptables' FORWARD chain sees bridged traffic: allow it (iptables -I FORWARD -i ${bridge} -o ${bridge} -j ACCEPT) or set the sysctl to 0`);
       }
     }
+    // The PID namespace is the host's: every node sees every process, so "this node's" goes by namespace.
+    const agentPids = (ref: NodeRef): number[] => {
+      const n = nodeOf(ref);
+      const mnt = fs.readlinkSync(`/proc/${n.sshd.pid()}/ns/mnt`);
+      return processesIn(n.netns, mnt).filter((p) => {
+        try {
+          const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+          return argv.some((a) => /tandem-agent(\.cjs)?$/.test(a)) && argv.includes('run') && !/^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'));
+        } catch {
+          return false;
+        }
+      });
+    };
     const lab: Lab = {
       id, dir, bridge, bridgeAddress, nodes,
       clientKey: { privateKeyFile, publicKey },
@@ -449,17 +464,9 @@ export async function createLab(options: LabOptions): Promise<Lab> {
           }
         }
       },
+      agentPids,
       async killAgent(ref) {
-        const n = nodeOf(ref);
-        const mnt = fs.readlinkSync(`/proc/${n.sshd.pid()}/ns/mnt`);
-        const victims = processesIn(n.netns, mnt).filter((p) => {
-          try {
-            const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-            return argv.some((a) => /tandem-agent(\.cjs)?$/.test(a)) && argv.includes('run');
-          } catch {
-            return false;
-          }
-        });
+        const victims = agentPids(ref);
         await killAndWait(victims);
         return victims.length;
       },

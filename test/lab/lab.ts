@@ -290,6 +290,11 @@ function nodeBinaries(): string[] {
   return [...out];
 }
 
+/** tbf needs a bucket of at least rate/HZ: 10 ms of traffic, and never under 16 KiB. */
+function tbfBurstKiB(rateMbit: number): number {
+  return Math.max(16, Math.ceil((rateMbit * 1e6) / 8 / 100 / 1024));
+}
+
 function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -460,7 +465,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
             }
           } else {
             // Rate alone: tbf, which kernels without netem usually still have.
-            await ok('tc', [...pre, 'qdisc', 'add', ...dev, 'root', 'tbf', 'rate', `${o.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms']);
+            await ok('tc', [...pre, 'qdisc', 'add', ...dev, 'root', 'tbf', 'rate', `${o.rateMbit}mbit`, 'burst', `${tbfBurstKiB(o.rateMbit)}kb`, 'latency', '400ms']);
           }
         }
       },

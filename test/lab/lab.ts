@@ -465,7 +465,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
             }
           } else {
             // Rate alone: tbf, which kernels without netem usually still have.
-            await ok('tc', [...pre, 'qdisc', 'add', ...dev, 'root', 'tbf', 'rate', `${o.rateMbit}mbit`, 'burst', `${tbfBurstKiB(o.rateMbit)}kb`, 'latency', '400ms']);
+            await ok('tc', [...pre, 'qdisc', 'add', ...dev, 'root', 'tbf', 'rate', `${o.rateMbit}mbit`, 'burst', `${tbfBurstKiB(o.rateMbit ?? 1)}kb`, 'latency', '400ms']);
           }
         }
       },

@@ -27,6 +27,12 @@ export interface TargetConfig {
   paused: boolean;
 }
 
+/**
+ * A connected target that acknowledges nothing for this long while messages wait is given up (the
+ * connection is closed, the bitmap takes over): a cut link or a frozen node sends no reset, and TCP
+ * alone would keep sync writers waiting for many minutes. TANDEM_ACK_TIMEOUT_MS overrides it.
+ */
+const ACK_TIMEOUT_MS = Number(process.env.TANDEM_ACK_TIMEOUT_MS) > 0 ? Number(process.env.TANDEM_ACK_TIMEOUT_MS) : 15_000;
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5_000;
 /** Resync sends runs of consecutive dirty chunks up to this size as one read and one frame… */
@@ -60,6 +66,8 @@ export class TargetLink {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private lastError = '';
+  /** Why this side closed the current connection, shown instead of the generic "lost the connection". */
+  private closeReason = '';
   /** Set while the peer's generations forbid syncing (split brain, newer data there): shown until resolved. */
   private blocked: { state: LinkState; message: string } | null = null;
   private throttled = false;
@@ -356,7 +364,27 @@ export class TargetLink {
     socket.on('error', (e) => {
       if (!this.lastError.startsWith('cannot connect')) this.lastError = `cannot reach ${this.config.node} at ${this.config.address}: ${e.message}`;
     });
-    socket.once('close', () => this.onClose(socket));
+    // The watchdog: progress is an acknowledgement, or nothing left to acknowledge.
+    let lastAcked = this.acked;
+    let lastProgress = Date.now();
+    const watchdog = setInterval(() => {
+      if (this.socket !== socket) return clearInterval(watchdog);
+      if (!this.ready || this.sent.length === 0 || this.acked !== lastAcked) {
+        lastAcked = this.acked;
+        lastProgress = Date.now();
+        return;
+      }
+      if (Date.now() - lastProgress < ACK_TIMEOUT_MS) return;
+      this.closeReason = `${this.config.node} at ${this.config.address} acknowledged nothing for ${Math.round(ACK_TIMEOUT_MS / 1000)} s: the link or the target is down`;
+      this.log.warn(this.closeReason);
+      clearInterval(watchdog);
+      socket.destroy();
+    }, Math.min(1_000, ACK_TIMEOUT_MS / 4));
+    watchdog.unref();
+    socket.once('close', () => {
+      clearInterval(watchdog);
+      this.onClose(socket);
+    });
   }
 
   private async onWelcome(generation: number, welcome: Welcome): Promise<void> {
@@ -437,6 +465,8 @@ export class TargetLink {
     this.socket = null;
     this.ready = false;
     this.generation++;
+    const reason = this.closeReason;
+    this.closeReason = '';
     // Writes waiting on this target complete without it: they are on the source and in the bitmap.
     for (const w of this.ackWaiters) w.resolve();
     this.ackWaiters = [];
@@ -453,7 +483,7 @@ export class TargetLink {
       this.lastError = `${this.config.node} at ${this.config.address} closed the connection before accepting it${this.mirror.creds ? '' : ' (this agent replicates over plain TCP, --insecure-plaintext; the target may require TLS)'}`;
     }
     if (wasReady) {
-      this.lastError = `lost the connection to ${this.config.node} at ${this.config.address}`;
+      this.lastError = reason || `lost the connection to ${this.config.node} at ${this.config.address}`;
       this.log.warn(`lost target ${this.config.node}; tracking changes in the bitmap`);
     }
     this.mirror.policy.linkDown?.(this);

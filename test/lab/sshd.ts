@@ -33,6 +33,8 @@ export interface SshdOptions {
   setup?: string[];
   /** Extra sshd_config lines. */
   config?: string[];
+  /** Give sshd its own UTS namespace with this host name (sessions see it as `hostname`). */
+  hostname?: string;
 }
 
 export interface Sshd {
@@ -43,6 +45,8 @@ export interface Sshd {
   /** "SHA256:…" as ssh-keygen -l prints it. */
   hostKeyFingerprint: string;
   logFile: string;
+  /** The listening sshd's process id (its namespaces are the ones sessions get). */
+  pid(): number;
   /** sshd's log so far. */
   log(): string;
   /** Replaces the host key with a new one and restarts sshd (a "changed host key"). */
@@ -165,13 +169,14 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   const script = [
     'set -e',
     ...binds.map(([src, dst]) => `mkdir -p ${shellQuote(dst)} 2>/dev/null || true; mount --bind ${shellQuote(src)} ${shellQuote(dst)}`),
+    ...(options.hostname ? [`hostname ${shellQuote(options.hostname)}`] : []),
     ...(options.setup ?? []),
     `exec /usr/sbin/sshd -D -f ${shellQuote(configFile)} -E ${shellQuote(logFile)}`,
   ].join('\n');
 
   let child: ChildProcess | null = null;
   const launch = async (): Promise<void> => {
-    const args = ['--mount', '--propagation', 'private', 'sh', '-c', script];
+    const args = ['--mount', ...(options.hostname ? ['--uts'] : []), '--propagation', 'private', 'sh', '-c', script];
     child = options.netns ? spawn('ip', ['netns', 'exec', options.netns, 'unshare', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
       : spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -200,6 +205,12 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
     hostKeyPublic: publicKeyOf(),
     hostKeyFingerprint: fingerprintOfPublicKey(publicKeyOf()),
     logFile,
+    pid: () => {
+      // ip netns exec, unshare and sh each exec the next program, so the child is sshd itself.
+      const c = child as ChildProcess | null;
+      if (!c?.pid) throw new Error('sshd is not running');
+      return c.pid;
+    },
     log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
     rotateHostKey: async () => {
       await stop();

@@ -10,6 +10,13 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** An exec channel with its end already watched (see Session.exec). */
+interface Exec {
+  ch: ClientChannel;
+  exit: Promise<{ code: number | null; signal: string | null }>;
+  closedByCaller: boolean;
+}
+
 export class Session implements SshSession {
   private up = true;
   private closing = false;
@@ -89,13 +96,37 @@ export class Session implements SshSession {
     return this.sudoAsking;
   }
 
-  private exec(command: string): Promise<ClientChannel> {
+  /**
+   * Opens an exec channel and starts watching for its end at once, in ssh2's callback: over a jump host
+   * the whole reply (data, exit status, close) can arrive in one chunk, before any later listener.
+   */
+  private exec(command: string): Promise<Exec> {
     if (!this.up) return Promise.reject(new SshError('closed', `not connected to ${this.settings.host}:${this.settings.port}`));
-    return new Promise((resolve, reject) => this.client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))));
+    return new Promise((resolve, reject) => this.client.exec(command, (err, ch) => {
+      if (err) return reject(err);
+      const x: Exec = { ch, closedByCaller: false, exit: null as unknown as Exec['exit'] };
+      x.exit = new Promise((res, rej) => {
+        const onDrop = (): void => rej(new SshError('closed', `the connection to ${this.settings.host} ended before the command did`));
+        this.dropWatchers.add(onDrop);
+        const settle = (): void => void this.dropWatchers.delete(onDrop);
+        ch.on('exit', (code: number | null, signal?: string) => {
+          settle();
+          res({ code: code ?? null, signal: signal ? signal.replace(/^SIG/, '') : null });
+        });
+        // 'close' only comes once stdout was read; without an exit status it is a hang-up or our close().
+        ch.on('close', () => {
+          settle();
+          if (x.closedByCaller) res({ code: null, signal: null });
+          else onDrop();
+        });
+      });
+      x.exit.catch(() => {}); // a caller that only reads the streams must not get an unhandled rejection
+      resolve(x);
+    }));
   }
 
   /** Waits for sudo's ready line, answering its prompt; stderr after the line goes on to `stderr`. */
-  private sudoHandshake(ch: ClientChannel, stderr: PassThrough): Promise<void> {
+  private sudoHandshake({ ch, exit }: Exec, stderr: PassThrough): Promise<void> {
     const who = `${this.settings.user}@${this.settings.host}`;
     return new Promise((resolve, reject) => {
       let text = '';
@@ -133,48 +164,33 @@ export class Session implements SshSession {
         resolve();
       };
       ch.stderr.on('data', onData);
-      // sudo ending before the ready line means it refused (wrong password, not in sudoers…). Its 'exit',
-      // not 'close': ssh2 closes a channel only after its stdout was read, and nobody reads it yet.
-      ch.on('exit', () => {
-        if (done) return;
-        if (prompts > 0) this.sudoPassword = null;
-        const said = text.trim().split('\n').filter(Boolean).join('; ');
-        fail(new SshError('sudo', `sudo on ${this.settings.host} refused to run the command as root for ${this.settings.user}${said ? `: ${said}` : ''}`));
-      });
-      const onDrop = (): void => fail(new SshError('closed', `the connection to ${this.settings.host} ended while sudo was starting`));
-      this.dropWatchers.add(onDrop);
-      const settle = (): void => void this.dropWatchers.delete(onDrop);
-      ch.once('exit', settle);
-      ch.once('close', settle);
+      // sudo ending before the ready line means it refused (wrong password, not in sudoers…). The exit
+      // status can overtake stderr still buffered in the stream: read that first, it may hold the line.
+      const ended = (err?: SshError): void => {
+        setImmediate(() => {
+          while (ch.stderr.read() !== null); // each chunk goes through onData ('data' is emitted by read())
+          if (done) return;
+          if (err) return fail(err);
+          if (prompts > 0) this.sudoPassword = null;
+          const said = text.trim().split('\n').filter(Boolean).join('; ');
+          fail(new SshError('sudo', `sudo on ${this.settings.host} refused to run the command as root for ${this.settings.user}${said ? `: ${said}` : ''}`));
+        });
+      };
+      exit.then(() => ended(), (err: SshError) => ended(new SshError('closed', `the connection to ${this.settings.host} ended while sudo was starting: ${err.message}`)));
     });
   }
 
   async spawn(command: string, options: { sudo?: boolean } = {}): Promise<ExecProcess> {
     const sudo = this.needsSudo(options.sudo);
-    const ch = await this.exec(sudo ? this.sudoCommand(command) : command);
-    let closedByCaller = false;
-    const exit = new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
-      const onDrop = (): void => reject(new SshError('closed', `the connection to ${this.settings.host} ended before the command did`));
-      this.dropWatchers.add(onDrop);
-      const settle = (): void => void this.dropWatchers.delete(onDrop);
-      ch.on('exit', (code: number | null, signal?: string) => {
-        settle();
-        resolve({ code: code ?? null, signal: signal ?? null });
-      });
-      ch.on('close', () => {
-        settle();
-        if (closedByCaller) resolve({ code: null, signal: null });
-        else onDrop();
-      });
-    });
-    exit.catch(() => {}); // a caller that only reads the streams must not get an unhandled rejection
+    const x = await this.exec(sudo ? this.sudoCommand(command) : command);
+    const ch = x.ch;
     const proc: ExecProcess = {
       stdin: ch,
       stdout: ch,
       stderr: ch.stderr,
-      exit,
+      exit: x.exit,
       close: () => {
-        closedByCaller = true;
+        x.closedByCaller = true;
         ch.close();
       },
       kill: (signal = 'TERM') => {
@@ -183,7 +199,7 @@ export class Session implements SshSession {
     };
     if (!sudo) return proc;
     const stderr = new PassThrough();
-    await this.sudoHandshake(ch, stderr);
+    await this.sudoHandshake(x, stderr);
     return { ...proc, stderr };
   }
 

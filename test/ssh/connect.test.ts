@@ -44,7 +44,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of sessions) s.close();
   await sshd?.stop();
-  if (!process.env.KEEP) fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 async function login(over: Parameters<typeof endpoint>[1], answers: Answers = {}, agentSocket?: string) {

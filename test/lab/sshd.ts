@@ -35,6 +35,11 @@ export interface SshdOptions {
   config?: string[];
   /** Give sshd its own UTS namespace with this host name (sessions see it as `hostname`). */
   hostname?: string;
+  /** sshd's LogLevel (default VERBOSE); DEBUG1 also logs e.g. the signature algorithm of a public key. */
+  logLevel?: 'QUIET' | 'FATAL' | 'ERROR' | 'INFO' | 'VERBOSE' | 'DEBUG1' | 'DEBUG2' | 'DEBUG3';
+  /** Use a copy of this private host key (and its .pub) instead of a new one, e.g. another sshd's hostKeyFile to
+   *  "restart" a server on the same port with the same identity. */
+  hostKeyFrom?: string;
 }
 
 export interface Sshd {
@@ -47,10 +52,13 @@ export interface Sshd {
   logFile: string;
   /** The listening sshd's process id (its namespaces are the ones sessions get). */
   pid(): number;
+  /** The private host key file (see SshdOptions.hostKeyFrom). */
+  hostKeyFile: string;
   /** sshd's log so far. */
   log(): string;
   /** Replaces the host key with a new one and restarts sshd (a "changed host key"). */
   rotateHostKey(): Promise<void>;
+  /** Stops the listener and ends every session it started (their clients see the connection drop). */
   stop(): Promise<void>;
 }
 
@@ -114,12 +122,35 @@ function writeAuthorizedKeys(dir: string, users: SshdUser[]): string {
   return keysDir;
 }
 
-function newHostKey(dir: string): string {
+function newHostKey(dir: string, from?: string): string {
   const key = path.join(dir, 'ssh_host_ed25519_key');
   fs.rmSync(key, { force: true });
   fs.rmSync(key + '.pub', { force: true });
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tandem-lab-host', '-f', key]);
+  if (from) {
+    fs.copyFileSync(from, key);
+    fs.chmodSync(key, 0o600); // sshd refuses a group/world-readable host key
+    fs.copyFileSync(from + '.pub', key + '.pub');
+  } else {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tandem-lab-host', '-f', key]);
+  }
   return key;
+}
+
+/** The direct children of a process (sshd's per-connection processes), from /proc. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command name may contain spaces and parentheses: the fields start after the last ")".
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
 }
 
 function shellQuote(s: string): string {
@@ -135,7 +166,7 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   const users = options.users ?? [];
   writeEtcCopies(dir, users);
   const keysDir = writeAuthorizedKeys(dir, users);
-  const hostKey = newHostKey(dir);
+  const hostKey = newHostKey(dir, options.hostKeyFrom);
   const logFile = path.join(dir, 'sshd.log');
   const configFile = path.join(dir, 'sshd_config');
   fs.writeFileSync(configFile, [
@@ -151,7 +182,7 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
     'KbdInteractiveAuthentication yes',
     'UsePAM yes',
     'AllowTcpForwarding yes',
-    'LogLevel VERBOSE',
+    `LogLevel ${options.logLevel ?? 'VERBOSE'}`,
     'PrintMotd no',
     'Subsystem sftp internal-sftp',
     ...(options.config ?? []),
@@ -181,21 +212,37 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       : spawn('unshare', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    // The log is appended to: only a "listening" line written by this sshd counts (the directory may be reused).
+    const logStart = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+    const newLog = (): string => (fs.existsSync(logFile) ? fs.readFileSync(logFile).subarray(logStart).toString() : '');
     const deadline = Date.now() + 10_000;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`sshd exited ${child.exitCode}: ${stderr}${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''}`);
-      if (fs.existsSync(logFile) && /Server listening on/.test(fs.readFileSync(logFile, 'utf8'))) return;
+      if (child.exitCode !== null) throw new Error(`sshd exited ${child.exitCode}: ${stderr}${newLog()}`);
+      if (/Server listening on/.test(newLog())) return;
       if (Date.now() > deadline) throw new Error(`sshd did not start within 10 s: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const stop = async (): Promise<void> => {
+  const stopListener = async (): Promise<number[]> => {
     const c = child as ChildProcess | null;
-    if (!c || c.exitCode !== null || c.signalCode) return;
+    if (!c || c.exitCode !== null || c.signalCode) return [];
+    // unshare and sh exec into sshd, so the child is the listener and its children are the sessions.
+    const sessions = c.pid ? childPids(c.pid) : [];
     const exited = new Promise((r) => c.once('exit', r));
     c.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
     if (c.exitCode === null && !c.signalCode) c.kill('SIGKILL');
+    return sessions;
+  };
+  const stop = async (): Promise<void> => {
+    // sshd leaves running sessions alone when the listener stops; a stopped test server must not.
+    for (const pid of await stopListener()) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
   };
   await launch();
   const publicKeyOf = (): string => fs.readFileSync(hostKey + '.pub', 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
@@ -212,8 +259,9 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       return c.pid;
     },
     log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
+    hostKeyFile: hostKey,
     rotateHostKey: async () => {
-      await stop();
+      await stopListener();
       newHostKey(dir);
       fs.rmSync(logFile, { force: true });
       await launch();

@@ -27,10 +27,12 @@ export type SshErrorKind =
   | 'unreachable' // DNS, refused, timeout, network down
   | 'host-key-rejected' // the user did not accept an unknown key
   | 'host-key-changed' // the key differs from known_hosts: refused, nothing sent
+  | 'host-key-revoked' // known_hosts marks this key @revoked: refused, nothing sent
   | 'auth-failed' // every configured method failed
   | 'passphrase' // the key file's passphrase was wrong or not given
   | 'key-file' // the key file is missing or unreadable
   | 'sudo' // sudo refused (wrong password, not allowed)
+  | 'cancelled' // the user cancelled a prompt (password, passphrase, sudo password)
   | 'closed'; // the connection dropped
 
 export class SshError extends Error {
@@ -39,19 +41,27 @@ export class SshError extends Error {
   }
 }
 
+/** Kinds that need the user (a decision, a credential, a file) before another try makes sense. */
+export const NEEDS_USER: ReadonlySet<SshErrorKind> = new Set<SshErrorKind>([
+  'host-key-rejected', 'host-key-changed', 'host-key-revoked', 'auth-failed', 'passphrase', 'key-file', 'sudo', 'cancelled',
+]);
+
 export interface ExecProcess {
   stdin: Writable;
   stdout: Readable;
   stderr: Readable;
-  /** Resolves when the remote command ends. */
+  /** Resolves when the remote command ends; rejects with SshError('closed') if the connection dropped first. */
   exit: Promise<{ code: number | null; signal: string | null }>;
   /** Closes the channel. */
   close(): void;
+  /** Sends the remote command a signal ("TERM", "KILL"… without "SIG"). */
+  kill?(signal?: string): void;
 }
 
 export interface RunResult {
   stdout: string;
   stderr: string;
+  /** The exit status; -1 when the command ended by a signal (or sent no exit status). */
   code: number;
 }
 
@@ -59,7 +69,8 @@ export interface SshSession {
   readonly settings: SshSettings;
   /** Runs a command to completion. sudo: run as root (prefixes sudo for a non-root login, asking for the password if sudo does). */
   run(command: string, options?: { sudo?: boolean; input?: string | Buffer; timeoutMs?: number }): Promise<RunResult>;
-  /** Starts a long-running command with its streams (the `tandem ctl` bridge). */
+  /** Starts a long-running command with its streams (the `tandem ctl` bridge). With sudo it resolves once
+   *  sudo has let the command start (after the password, if asked), and rejects with SshError('sudo') if not. */
   spawn(command: string, options?: { sudo?: boolean }): Promise<ExecProcess>;
   sftp(): Promise<SFTPWrapper>;
   /** True while the connection is up. */

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { ConsoleBackend } from './console-backend.js';
 import type { SecretCipher } from './cluster-store.js';
+import { sshServer } from './ssh-server.js';
 
 /** Where the built files are: next to the bundled console (resources/console/*.cjs). */
 export function resourcesDir(bundleDir: string): string {
@@ -13,5 +14,6 @@ export function createBackend(options: { dataDir: string; resources: string; cip
     dataDir: options.dataDir,
     agentBundle: path.join(options.resources, 'agent', 'tandem-agent.cjs'),
     cipher: options.cipher,
+    sshConnection: sshServer,
   });
 }

@@ -74,12 +74,12 @@ export async function deployAgent(o: DeployOptions): Promise<{ version: string; 
   });
 
   await step('check-node', 'checking Node.js', async () => {
-    const out = await root('if command -v node >/dev/null 2>&1; then node --version; else echo MISSING; fi', 'checking Node.js');
+    const out = (await root('if command -v node >/dev/null 2>&1; then node --version 2>&1 || echo "CANNOT RUN"; else echo MISSING; fi', 'checking Node.js')).trim();
     const version = parseNodeVersion(out);
-    if (!version) {
-      throw new Error(`Node.js is not installed on ${node}; the agent needs Node.js ${MIN_NODE_MAJOR} or newer. Install it on the node (Debian/Ubuntu: apt-get install nodejs; RHEL/Rocky: dnf install nodejs), then deploy again`);
-    }
-    if (version[0] < MIN_NODE_MAJOR) throw new Error(`${node} has Node.js ${out.trim()}; the agent needs ${MIN_NODE_MAJOR} or newer: upgrade it on the node, then deploy again`);
+    const install = `the agent needs Node.js ${MIN_NODE_MAJOR} or newer. Install it on the node (Debian/Ubuntu: apt-get install nodejs; RHEL/Rocky: dnf install nodejs), then deploy again`;
+    if (out === 'MISSING') throw new Error(`Node.js is not installed on ${node}; ${install}`);
+    if (!version) throw new Error(`Node.js on ${node} cannot run (node --version said: ${out.split('\n').slice(0, 2).join(' ')}); ${install}`);
+    if (version[0] < MIN_NODE_MAJOR) throw new Error(`${node} has Node.js ${out}; the agent needs ${MIN_NODE_MAJOR} or newer: upgrade it on the node, then deploy again`);
     return [undefined, `Node.js ${out.trim()}`];
   });
 
@@ -190,7 +190,8 @@ export async function uninstallAgent(session: SshSession, node: string): Promise
     'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then systemctl disable --now tandem-agent >/dev/null 2>&1; rm -f ' + UNIT_PATH + '; systemctl daemon-reload; fi',
     `[ -x ${SERVICE_SCRIPT} ] && ${SERVICE_SCRIPT} stop`,
     ...wrapperPrograms().map((p) => `[ "$(readlink ${LINK_DIR}/${p})" = ${BIN_DIR}/${p} ] && rm -f ${LINK_DIR}/${p}`),
-    `rm -rf ${INSTALL_DIR}`,
+    // Contents first: /opt/tandem may be a mount point.
+    `rm -rf ${INSTALL_DIR}/* ${INSTALL_DIR}/.[!.]*`, `rmdir ${INSTALL_DIR} 2>/dev/null`,
     'true',
   ].join('; ');
   const r = await session.run(script, { sudo: true, timeoutMs: 90_000 });

@@ -151,6 +151,8 @@ export const consoleMethods = {
   openLocalLab: z.tuple([z.number().int().min(2).max(8)]),
   closeLocalLab: z.tuple([]),
   output: z.tuple([]),
+  /** From the user's OpenSSH known_hosts (default ~/.ssh/known_hosts), hashed entries included. */
+  importKnownHosts: z.tuple([z.string().max(4096).nullable()]),
 } as const;
 
 export type ConsoleMethod = keyof typeof consoleMethods;
@@ -171,6 +173,7 @@ export interface ConsoleApi {
   openLocalLab(nodes: number): Promise<ClusterView>;
   closeLocalLab(): Promise<ClusterView>;
   output(): Promise<OutputEntry[]>;
+  importKnownHosts(file: string | null): Promise<{ imported: number; skipped: number; file: string }>;
 }
 
 /** Checks a call's method and arguments; returns the parsed arguments or throws an Error naming the field. */

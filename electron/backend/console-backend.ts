@@ -2,7 +2,10 @@
 // connection per server, prompts, deployment and the output log. Electron's main process and the
 // browser-mode server both hand calls to one ConsoleBackend after validating them (parseConsoleCall).
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { KnownHosts } from './ssh/known-hosts.js';
 import type {
   ClusterDefinition, ClusterView, CommPath, ConsoleApi, ConsoleEvent, DeployProgress, OutputEntry, PromptAnswer, ServerDefinition,
   ServerDefinitionInput, ServerView,
@@ -267,6 +270,15 @@ export class ConsoleBackend implements ConsoleApi {
 
   async output(): Promise<OutputEntry[]> {
     return this.log.slice();
+  }
+
+  async importKnownHosts(file: string | null): Promise<{ imported: number; skipped: number; file: string }> {
+    const from = file ?? path.join(os.homedir(), '.ssh', 'known_hosts');
+    if (!path.isAbsolute(from)) throw new Error(`${from}: give an absolute path to a known_hosts file`);
+    if (!fs.existsSync(from)) throw new Error(`${from} does not exist; nothing imported`);
+    const r = new KnownHosts(path.join(this.options.dataDir, 'known_hosts')).importKnownHosts(from);
+    this.record('console', 'Import known hosts', `(from ${from})`, true, `${r.imported} host keys imported, ${r.skipped} lines skipped`);
+    return { ...r, file: from };
   }
 
   /** The local lab's nodes (disks, homes) — for the GUI's Create Resource wizard and tests. */

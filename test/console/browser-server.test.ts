@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ConsoleBackend } from '../../electron/backend/console-backend.js';
@@ -107,6 +108,19 @@ describe('browser-mode server', () => {
     // The connection survives bad input.
     expect((await c.call('cluster', [])).result).toMatchObject({ mode: 'none' });
     (ws as WebSocket).close();
+  });
+
+  it('imports host keys from an OpenSSH known_hosts file (hashed), and says what is wrong with a bad path', async () => {
+    const ws = (await open(`?token=${server.token}`)) as WebSocket;
+    const c = client(ws);
+    const file = path.join(dataDir, 'user_known_hosts');
+    fs.writeFileSync(file, 'server1.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n');
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', file], { stdio: 'ignore' });
+    expect((await c.call('importKnownHosts', [file])).result).toEqual({ imported: 1, skipped: 0, file });
+    expect(fs.readFileSync(path.join(dataDir, 'known_hosts'), 'utf8')).toMatch(/^\|1\|/);
+    expect((await c.call('importKnownHosts', ['relative/known_hosts'])).error?.message).toBe('relative/known_hosts: give an absolute path to a known_hosts file');
+    expect((await c.call('importKnownHosts', ['/nonexistent/known_hosts'])).error?.message).toBe('/nonexistent/known_hosts does not exist; nothing imported');
+    ws.close();
   });
 
   it('pushes events: opening the local lab shows up as cluster events with the servers connected', async () => {

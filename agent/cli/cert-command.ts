@@ -11,6 +11,7 @@ import {
 } from '../../common/pki.js';
 import { agentPaths } from '../daemon/home.js';
 import { loadNodeCredentials, TLS_FILES } from '../replication/transport.js';
+import { writeFileAtomic as writeAtomic } from '../../common/atomic-file.js';
 import { UsageError } from './usage-error.js';
 
 export const CERT_USAGE = `usage: tandem ca init --dir DIR [--passphrase-file FILE]
@@ -60,22 +61,12 @@ function passphrase(file: string | undefined, isNew: boolean): string {
   return value;
 }
 
-/** Writes a file readable as `mode`, in full or not at all (temporary file, fsync, rename). */
+/** Writes a file readable as `mode`, in full or not at all. */
 function writeFileAtomic(file: string, data: string, mode: number, overwrite: boolean): void {
   if (!overwrite && fs.existsSync(file)) throw new CertError(`${file} already exists; not overwriting it`);
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    const fd = fs.openSync(tmp, 'wx', mode);
-    try {
-      fs.fchmodSync(fd, mode); // whatever the umask
-      fs.writeSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
+    writeAtomic(file, data, mode);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
     throw new CertError(`cannot write ${file}: ${(err as Error).message}`);
   }
 }

@@ -1,8 +1,8 @@
 // Where an agent keeps things. TANDEM_HOME puts everything under one folder, so several agents can
 // share a machine (tests, the local lab); otherwise the system paths.
 import fs from 'node:fs';
-import path from 'node:path';
 import { agentLayout, type AgentPaths } from '../../common/agent-layout.js';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 
 export type { AgentPaths };
 
@@ -16,21 +16,7 @@ export function ensureDirs(p: AgentPaths): void {
 
 /** Writes JSON so that a crash leaves either the old or the new file, never a torn one. */
 export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  const dir = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dir);
-  } finally {
-    fs.closeSync(dir);
-  }
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', 0o600);
 }
 
 export function readJson<T>(file: string, fallback: T): T {

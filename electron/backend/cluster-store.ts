@@ -3,6 +3,7 @@
 // (Electron's safeStorage, backed by the OS keychain/DPAPI/libsecret), and browser mode has none.
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import { clusterDefinition, type ClusterDefinition } from '../../common/console-api.js';
 
 export interface SecretCipher {
@@ -14,15 +15,7 @@ export interface SecretCipher {
 
 function writeAtomic(file: string, text: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, text, 0o600);
 }
 
 export class ClusterStore {

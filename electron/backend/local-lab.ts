@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { agentLayout } from '../../common/agent-layout.js';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import { createClusterCa, issueNodeCertificate, privateKeyPem } from '../../common/pki.js';
 import { AgentLink } from './agent-link.js';
 
@@ -65,7 +66,7 @@ export class LocalLab {
     const saved: LabFile = fs.existsSync(labFile) ? (JSON.parse(fs.readFileSync(labFile, 'utf8')) as LabFile) : { ports: {} };
     const names = Array.from({ length: count }, (_, i) => `node${i + 1}`);
     for (const n of names) saved.ports[n] ??= await freePort();
-    fs.writeFileSync(labFile, JSON.stringify(saved, null, 2) + '\n', { mode: 0o600 });
+    writeFileAtomic(labFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
     // A fresh CA each time the lab opens, kept only in memory: no CA key is ever written, and every
     // node gets a new certificate of it (the agents read their certificates at start).
     const ca = await createClusterCa();
@@ -83,9 +84,9 @@ export class LocalLab {
     const layout = agentLayout(home);
     fs.mkdirSync(layout.tlsDir, { recursive: true, mode: 0o700 });
     const issued = await issueNodeCertificate(ca, name);
-    fs.writeFileSync(path.join(layout.tlsDir, 'ca.crt'), ca.certPem, { mode: 0o644 });
-    fs.writeFileSync(path.join(layout.tlsDir, 'node.crt'), issued.certPem, { mode: 0o644 });
-    fs.writeFileSync(path.join(layout.tlsDir, 'node.key'), privateKeyPem(issued.key), { mode: 0o600 });
+    writeFileAtomic(path.join(layout.tlsDir, 'node.key'), privateKeyPem(issued.key), 0o600);
+    writeFileAtomic(path.join(layout.tlsDir, 'node.crt'), issued.certPem, 0o644);
+    writeFileAtomic(path.join(layout.tlsDir, 'ca.crt'), ca.certPem, 0o644);
     const diskDir = path.join(home, 'disks');
     fs.mkdirSync(diskDir, { recursive: true });
     const disks: string[] = [];

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createClusterCa, decryptPrivateKey, encryptPrivateKey, MIN_PASSPHRASE_LENGTH, type CertificateAuthority } from '../../../common/pki.js';
 import type { SecretStore } from '../cluster-store.js';
+import { writeFileAtomic } from '../../../common/atomic-file.js';
 
 const SECRET_KEY = 'cluster-ca/passphrase';
 
@@ -35,8 +36,8 @@ export class ClusterCaStore {
       if (pass.length < MIN_PASSPHRASE_LENGTH) throw new Error(`the CA passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters`);
       const ca = await createClusterCa();
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(keyFile, encryptPrivateKey(ca.key, pass), { mode: 0o600 });
-      fs.writeFileSync(certFile, ca.certPem, { mode: 0o644 });
+      writeFileAtomic(keyFile, encryptPrivateKey(ca.key, pass), 0o600);
+      writeFileAtomic(certFile, ca.certPem, 0o644);
       this.secrets.set(SECRET_KEY, pass);
       this.cached = ca;
       return ca;

@@ -25,7 +25,7 @@ const cell = (server: string) => page.getByRole('gridcell', { name: new RegExp(`
 /** What a cell says, as one line. */
 const cellText = async (server: string) => (await cell(server).innerText()).replace(/\s+/g, ' ').trim();
 const outputCommands = () => page.getByRole('region', { name: 'Output Panel' }).locator('tbody tr').allInnerTexts();
-const focusedText = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+const focusedText = () => page.evaluate<string>("document.activeElement?.textContent?.trim() ?? ''");
 
 beforeAll(async () => {
   fs.mkdirSync(shots, { recursive: true });
@@ -198,7 +198,7 @@ describe('console main window', () => {
     await shot('context-menu');
     await page.keyboard.press('Escape');
     expect(await menu.count()).toBe(0);
-    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toMatch(/^datarep-data on node2:/);
+    expect(await page.evaluate<string | null>("document.activeElement?.getAttribute('aria-label') ?? null")).toMatch(/^datarep-data on node2:/);
     // Keyboard: Shift+F10 on the focused cell, then Pause Mirror from the menu.
     await page.keyboard.press('Shift+F10');
     await menu.waitFor();

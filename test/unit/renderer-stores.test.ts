@@ -2,7 +2,6 @@
 // through the same console API transport the page uses — here wired to a real ConsoleBackend (and, for
 // the mirror actions, real agents of the local lab).
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createPinia, setActivePinia } from 'pinia';
 import { ConsoleBackend } from '../../electron/backend/console-backend.js';
@@ -14,14 +13,12 @@ const dataDir = tempDir('renderer-stores');
 const backend = new ConsoleBackend({ dataDir, agentBundle: AGENT_BUNDLE });
 // The page's transport (window.tandem, as the preload exposes it), calling the backend after the same
 // validation the IPC handlers and the browser-mode server do.
-(globalThis as unknown as { window: unknown }).window = {
-  tandem: {
-    call: (method: string, args: unknown[]) => {
-      const c = parseConsoleCall(method, args);
-      return (backend as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[c.method]!.apply(backend, c.args);
-    },
-    onEvent: (listener: (e: ConsoleEvent) => void) => backend.onEvent(listener),
+(globalThis as unknown as { tandem: unknown }).tandem = {
+  call: (method: string, args: unknown[]) => {
+    const c = parseConsoleCall(method, args);
+    return (backend as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[c.method]!.apply(backend, c.args);
   },
+  onEvent: (listener: (e: ConsoleEvent) => void) => backend.onEvent(listener),
 };
 
 type Stores = typeof import('../../renderer/src/stores/cluster.js') & typeof import('../../renderer/src/stores/ui.js')
@@ -195,6 +192,3 @@ describe('mirror actions against real agents', () => {
     expect(cluster.error).toBe('Pause Mirror: "uvol" is not in service anywhere; bring it in service first');
   });
 });
-
-// Keep the lab's disks from lingering if a test above failed before closing it.
-afterAll(() => fs.rmSync(path.join(dataDir, 'local-lab'), { recursive: true, force: true }));

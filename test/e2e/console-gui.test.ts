@@ -27,6 +27,21 @@ const cellText = async (server: string) => (await cell(server).innerText()).repl
 const outputCommands = () => page.getByRole('region', { name: 'Output Panel' }).locator('tbody tr').allInnerTexts();
 const focusedText = () => page.evaluate<string>("document.activeElement?.textContent?.trim() ?? ''");
 
+/** The pid of the local lab's agent whose TANDEM_HOME is `home` (this test's own lab, not anyone else's). */
+function labAgentPid(home: string): number {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (env.includes(`TANDEM_HOME=${home}`) && cmd.includes('run')) return Number(entry);
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  throw new Error(`no agent with TANDEM_HOME=${home}`);
+}
+
 beforeAll(async () => {
   fs.mkdirSync(shots, { recursive: true });
   server = await startConsoleServer(dataDir);
@@ -104,6 +119,7 @@ describe('console main window', () => {
     await expect.poll(async () => cellText('node2'), { timeout: 30_000 }).toBe('Paused OSS');
     expect(await cellText('node3')).toBe('Target OSS');
     await expect.poll(() => page.locator('[data-field="status"]').innerText(), { timeout: 30_000 }).toBe('Paused');
+    expect(await page.locator('[data-field="reason"]').count()).toBe(0); // a pause is no failure
     await shot('paused');
     await page.getByRole('toolbar', { name: 'Mirror toolbar' }).getByRole('button', { name: 'Resume Mirror' }).click();
     await expect.poll(async () => cellText('node2'), { timeout: 60_000 }).toBe('Target OSS');
@@ -207,6 +223,24 @@ describe('console main window', () => {
     await server.call('agentCall', 'node1', 'mirror.resume', { tag: TAG });
     await expect.poll(async () => cellText('node2'), { timeout: 60_000 }).toBe('Target OSS');
     await shot('main-window');
+  });
+
+  it('a server whose agent dies is shown as such; its cells say Unknown; the source shows the target Out Of Sync', async () => {
+    const home = path.join(dataDir, 'local-lab', 'node3');
+    const pid = labAgentPid(home);
+    process.kill(pid, 'SIGKILL');
+    const head = page.getByRole('columnheader', { name: /^Server node3: / });
+    await expect.poll(() => head.getAttribute('aria-label'), { timeout: 60_000 }).toBe('Server node3: failed');
+    expect(await head.innerText()).toMatch(/node3\s+failed/);
+    await expect.poll(() => cellText('node3'), { timeout: 30_000 }).toBe('Unknown');
+    expect(await cell('node3').getAttribute('title')).toMatch(/^node3 is failed: the lab agent stopped/);
+    await cell('node1').click();
+    await page.getByRole('tab', { name: 'Replication Status' }).click();
+    const toNode3 = page.getByRole('article', { name: 'Replication from node1 to node3' });
+    await expect.poll(() => toNode3.locator('[data-field="status"]').innerText(), { timeout: 60_000 }).toBe('Out Of Sync');
+    expect(await toNode3.locator('[data-field="reason"]').count()).toBe(1);
+    expect(await cellText('node1')).toBe('Source ISP'); // node2 still mirrors
+    await shot('server-failed');
   });
 
   it('produced no console errors (CSP or otherwise)', () => {

@@ -203,6 +203,12 @@ describe('console main window', () => {
     expect(await focusedText()).toMatch(/Output Panel$/);
     await page.keyboard.press('Enter');
     expect(await page.getByRole('region', { name: 'Output Panel' }).count()).toBe(1);
+    // Toolbars: arrows move between their buttons.
+    await page.getByRole('toolbar', { name: 'Global toolbar' }).getByRole('button', { name: 'Properties Panel' }).focus();
+    await page.keyboard.press('ArrowRight');
+    expect(await focusedText()).toBe('Output');
+    await page.keyboard.press('ArrowLeft');
+    expect(await focusedText()).toBe('Properties');
   });
 
   it('right-click (and Shift+F10) on a cell opens the resource menu with the server preselected', async () => {

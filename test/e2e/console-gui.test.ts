@@ -249,6 +249,33 @@ describe('console main window', () => {
     await shot('server-failed');
   });
 
+  it('every control has a name a screen reader can say', async () => {
+    // Open everything that holds controls: the Edit → Resource menu, each properties tab.
+    const unnamed = async () => page.evaluate<string[]>(`(() => {
+      const sel = 'button, input, select, textarea, [role=menuitem], [role=menuitemcheckbox], [role=tab], [role=gridcell], [role=treeitem], [role=columnheader], [role=toolbar], [role=menu], [role=dialog], progress';
+      const name = (el) => {
+        const by = el.getAttribute('aria-labelledby');
+        if (by) return by.split(' ').map((id) => document.getElementById(id)?.textContent ?? '').join(' ').trim();
+        if (el.getAttribute('aria-label')) return el.getAttribute('aria-label').trim();
+        if (el.id && document.querySelector('label[for="' + el.id + '"]')) return document.querySelector('label[for="' + el.id + '"]').textContent.trim();
+        return (el.textContent ?? '').trim() || (el.getAttribute('title') ?? '').trim();
+      };
+      return [...document.querySelectorAll(sel)].filter((el) => el.getClientRects().length > 0 && !name(el)).map((el) => el.outerHTML.slice(0, 120));
+    })()`);
+    await cell('node2').click();
+    for (const tab of ['General', 'Relations', 'Equivalencies', 'Replication Status']) {
+      await page.getByRole('tab', { name: tab }).click();
+      expect(await unnamed(), tab).toEqual([]);
+    }
+    await page.getByRole('menubar').getByRole('menuitem', { name: 'Edit' }).click();
+    await page.getByRole('menuitem', { name: 'Resource' }).click();
+    expect(await unnamed(), 'menus').toEqual([]);
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Escape');
+    await page.getByRole('columnheader', { name: /^Server node1/ }).click();
+    expect(await unnamed(), 'server properties').toEqual([]);
+  });
+
   it('produced no console errors (CSP or otherwise)', () => {
     expect(problems).toEqual([]);
   });

@@ -148,10 +148,11 @@ export class SourceMirror implements BlockStore, MirrorCore {
       if (link.send(frame, seq, 1, 0, 0)) sent.push(link);
       else missed.push({ node: link.config.node, why: link.status().status.toLowerCase() });
     }
-    await Promise.all(sent.map(async (link) => {
-      if (await link.drain(15_000)) marked.push(link.config.node);
+    const acked = await Promise.all(sent.map((link) => link.drain(15_000)));
+    sent.forEach((link, i) => {
+      if (acked[i]) marked.push(link.config.node);
       else missed.push({ node: link.config.node, why: 'no acknowledgement within 15 s' });
-    }));
+    });
     return { marked, missed };
   }
 

@@ -92,8 +92,9 @@ class Params {
 
 /** A bookmark's name: what the administrator reads in the list, so printable and not too long. */
 function bookmarkName(name: string): string {
-  if (/[\u0000-\u001f\u007f]/.test(name) || Buffer.byteLength(name, 'utf8') > MAX_BOOKMARK_NAME || name.trim() === '') {
-    throw new RpcError(`bookmark name "${name.replace(/[\u0000-\u001f\u007f]/g, '?')}" is not valid: use up to ${MAX_BOOKMARK_NAME} bytes of printable text`, INVALID);
+  const control = [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+  if (control || Buffer.byteLength(name, 'utf8') > MAX_BOOKMARK_NAME || name.trim() === '') {
+    throw new RpcError(`bookmark name ${JSON.stringify(name)} is not valid: use up to ${MAX_BOOKMARK_NAME} bytes of printable text`, INVALID);
   }
   return name;
 }

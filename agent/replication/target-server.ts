@@ -258,7 +258,15 @@ class TargetSession {
     const store = this.store;
     const journal = this.journal;
     try {
-      while (this.queue.length > 0 && !this.closed) {
+      // With a rewind log, the epoch's flush and acknowledgement run while the next batch is journalled
+      // (its own journal sync overlapping this flush); acknowledgements stay in order.
+      let flushing: Promise<void> = Promise.resolve();
+      for (;;) {
+        if (this.closed) return;
+        if (this.queue.length === 0) {
+          await flushing;
+          if (this.queue.length === 0 || this.closed) break;
+        }
         const batch = this.queue;
         this.queue = [];
         let last = 0;
@@ -294,9 +302,15 @@ class TargetSession {
         }
         if (journal && !(await applyPending())) return;
         // The epoch: everything applied so far is made durable before it is acknowledged.
-        await store.flush();
-        if (!this.closed && last > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, last));
-        this.volumes.onApplied?.(this.hello!.tag, last, bytes);
+        const ackSeq = last;
+        const ackBytes = bytes;
+        flushing = flushing.then(async () => {
+          await store.flush();
+          if (!this.closed && ackSeq > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, ackSeq));
+          this.volumes.onApplied?.(this.hello!.tag, ackSeq, ackBytes);
+        });
+        if (!journal) await flushing;
+        else flushing.catch(() => undefined); // awaited (and its error handled) before the loop ends
         if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume(); // restarts reading if receive() stopped it
       }
     } catch (err) {

@@ -27,6 +27,8 @@ export interface SegmentHeader {
 }
 
 export interface RecordHeader {
+  /** The segment the record was written to (a recycled segment file's old records carry another). */
+  segment: number;
   kind: KindValue;
   length: number;
   dataCrc: number;
@@ -82,17 +84,18 @@ export function encodeRecordHeader(h: RecordHeader): Buffer {
   b.writeUInt32BE(h.dataCrc, 12);
   b.writeDoubleBE(h.time, 16);
   b.writeDoubleBE(h.offset, 24);
-  b.writeUInt32BE(zlib.crc32(b.subarray(0, 32)), 32);
+  b.writeUInt32BE(h.segment, 32);
+  b.writeUInt32BE(zlib.crc32(b.subarray(0, 36)), 36);
   return b;
 }
 
 /** A record header, or null if these bytes are not a whole, intact one (a torn tail). */
 export function decodeRecordHeader(b: Buffer): RecordHeader | null {
   if (b.length < RECORD_HEADER || b.readUInt32BE(0) !== RECORD_MAGIC) return null;
-  if (b.readUInt32BE(32) !== zlib.crc32(b.subarray(0, 32))) return null;
+  if (b.readUInt32BE(36) !== zlib.crc32(b.subarray(0, 36))) return null;
   const kind = b.readUInt8(4);
   if (kind !== Kind.DATA && kind !== Kind.BOOKMARK) return null;
-  return { kind, length: b.readUInt32BE(8), dataCrc: b.readUInt32BE(12), time: b.readDoubleBE(16), offset: b.readDoubleBE(24) };
+  return { segment: b.readUInt32BE(32), kind, length: b.readUInt32BE(8), dataCrc: b.readUInt32BE(12), time: b.readDoubleBE(16), offset: b.readDoubleBE(24) };
 }
 
 export function encodeIndexRecord(r: IndexRecord, into: Buffer = Buffer.alloc(INDEX_RECORD), at = 0): Buffer {

@@ -8,6 +8,9 @@ import type { JournalItem, RewindJournal } from './journal.js';
 /** A write or zeroing about to be applied, or a bookmark at this point of the stream. */
 export type JournalOp = { offset: number; length: number } | { bookmark: string };
 
+/** Old data up to this size is read on the event-loop thread (see FileBlockStore.readSync). */
+const SYNC_READ_MAX = 1024 * 1024;
+
 /** Appended (durably) at most this much at a time, so a huge zeroing does not sit in memory at once. */
 const APPEND_BYTES = 64 * 1024 * 1024;
 
@@ -28,7 +31,7 @@ export async function journalOldData(journal: RewindJournal, store: BlockStore, 
       const { start, end } = blockSpan(op.offset, op.length, store.size);
       for (let at = start; at < end; at += MAX_RECORD_DATA) {
         const n = Math.min(MAX_RECORD_DATA, end - at);
-        const data = await store.read(at, n);
+        const data = n <= SYNC_READ_MAX && store.readSync ? store.readSync(at, n) : await store.read(at, n);
         release.push(data);
         items.push({ offset: at, data });
         held += n;

@@ -44,6 +44,9 @@ export interface JournalOptions {
 
 export class JournalError extends Error {}
 
+/** A dropped segment file kept for reuse. */
+const SPARE = 'spare.log';
+
 const wallNow = (): number => performance.timeOrigin + performance.now();
 
 export class RewindJournal {
@@ -111,13 +114,17 @@ export class RewindJournal {
 
   private removeFiles(): void {
     for (const name of fs.readdirSync(this.dir)) {
-      if (/^\d{10}\.(log|idx)$/.test(name)) fs.rmSync(path.join(this.dir, name), { force: true });
+      if (/^\d{10}\.(log|idx)$/.test(name) || name === SPARE) fs.rmSync(path.join(this.dir, name), { force: true });
     }
   }
 
   private newSegment(n: number, validFrom: number): void {
     const logPath = path.join(this.dir, segmentName(n, 'log'));
-    const fd = fs.openSync(logPath, 'w+', 0o600);
+    // A segment dropped for logmax is reused: overwriting its pages costs less than allocating new
+    // ones. What it held past the new records carries another segment number, so a scan stops there.
+    const spare = path.join(this.dir, SPARE);
+    if (fs.existsSync(spare)) fs.renameSync(spare, logPath);
+    const fd = fs.openSync(logPath, fs.existsSync(logPath) ? 'r+' : 'w+', 0o600);
     fs.writeSync(fd, encodeSegmentHeader({ segment: n, validFrom }), 0, SEGMENT_HEADER, 0);
     fs.fdatasyncSync(fd);
     if (this.idxFd >= 0) fs.closeSync(this.idxFd);
@@ -173,7 +180,7 @@ export class RewindJournal {
       if (pos + RECORD_HEADER > size) break;
       fs.readSync(fd, hb, 0, RECORD_HEADER, pos);
       const r = decodeRecordHeader(hb);
-      if (!r || pos + RECORD_HEADER + r.length > size) break;
+      if (!r || r.segment !== n || pos + RECORD_HEADER + r.length > size) break;
       const data = Buffer.alloc(r.length);
       fs.readSync(fd, data, 0, r.length, pos + RECORD_HEADER);
       if (zlib.crc32(data) !== r.dataCrc) break;
@@ -184,7 +191,7 @@ export class RewindJournal {
     }
     if (pos < size) {
       this.recoveredTornBytes += size - pos;
-      this.logger?.warn(`rewind log ${logPath}: cut a torn tail of ${size - pos} bytes (an append interrupted by a crash); entries before it are kept`);
+      this.logger?.warn(`rewind log ${logPath}: cut ${size - pos} bytes after the last intact record (an append interrupted by a crash, or a reused file's old content); entries before it are kept`);
       if (newest) fs.ftruncateSync(fd, pos);
       seg.logSize = pos;
     }
@@ -227,7 +234,9 @@ export class RewindJournal {
           const code = (err as NodeJS.ErrnoException).code;
           if ((code !== 'ENOSPC' && code !== 'EDQUOT') || attempt > 64) throw err;
           // The disk is full: make room by dropping the oldest entries (manual: the log wraps around).
-          if (this.segments.length > 1 && this.pins === 0) this.dropOldest('the disk is full');
+          const spare = path.join(this.dir, SPARE);
+          if (fs.existsSync(spare)) fs.rmSync(spare, { force: true });
+          else if (this.segments.length > 1 && this.pins === 0) this.dropOldest('the disk is full');
           else if (attempt > 0 && this.pins === 0) this.restart('the disk is full even with the older entries gone');
           else if (this.pins > 0) throw new JournalError(`the disk of the rewind log (${this.dir}) is full and a rewound view is open; close the view (tandem rewind TAG --close) or free space`);
         }
@@ -247,16 +256,19 @@ export class RewindJournal {
       const kind = 'bookmark' in item ? Kind.BOOKMARK : Kind.DATA;
       const data = 'bookmark' in item ? Buffer.from(item.bookmark, 'utf8') : item.data;
       const offset = 'bookmark' in item ? 0 : item.offset;
-      bufs.push(encodeRecordHeader({ kind, length: data.length, dataCrc: zlib.crc32(data), time, offset }), data);
+      bufs.push(encodeRecordHeader({ segment: seg.n, kind, length: data.length, dataCrc: zlib.crc32(data), time, offset }), data);
       encodeIndexRecord({ time, offset, pos, length: data.length, kind }, idx, i * INDEX_RECORD);
       added.push([time, offset, pos, data.length, kind]);
       times.push(time);
       pos += RECORD_HEADER + data.length;
     });
     try {
-      const written = await writev(seg.fd, bufs, seg.logSize);
-      if (written !== pos - seg.logSize) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
-      await writev(this.idxFd, [idx], seg.idxSize);
+      // Small appends are copied into the page cache on this thread (a thread-pool round trip costs
+      // more); the fdatasync always goes to the pool.
+      const total = pos - seg.logSize;
+      const written = total <= SYNC_APPEND_MAX ? writevAllSync(seg.fd, bufs, seg.logSize) : await writev(seg.fd, bufs, seg.logSize);
+      if (written !== total) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+      fs.writeSync(this.idxFd, idx, 0, idx.length, seg.idxSize);
       await fdatasync(seg.fd);
     } catch (err) {
       // Nothing of this append counts: cut it off so the next one follows the last good record.
@@ -283,18 +295,21 @@ export class RewindJournal {
   private roll(): void {
     fs.fdatasyncSync(this.idxFd);
     const prev = this.current;
+    fs.ftruncateSync(prev.fd, prev.logSize); // a recycled file's old tail goes
     this.newSegment(prev.n + 1, this.endTime);
   }
 
   private enforceMax(): void {
     if (this.maxBytes <= 0 || this.pins > 0) return;
-    while (this.totalBytes > this.maxBytes && this.segments.length > 1) this.dropOldest(`logmax (${this.maxBytes} bytes)`);
+    while (this.totalBytes > this.maxBytes && this.segments.length > 1) this.dropOldest(`logmax (${this.maxBytes} bytes)`, true);
   }
 
-  private dropOldest(why: string): void {
+  private dropOldest(why: string, keepSpare = false): void {
     const seg = this.segments.shift() as Segment;
     fs.closeSync(seg.fd);
-    fs.rmSync(path.join(this.dir, segmentName(seg.n, 'log')), { force: true });
+    const logPath = path.join(this.dir, segmentName(seg.n, 'log'));
+    if (keepSpare && !fs.existsSync(path.join(this.dir, SPARE))) fs.renameSync(logPath, path.join(this.dir, SPARE));
+    else fs.rmSync(logPath, { force: true });
     fs.rmSync(path.join(this.dir, segmentName(seg.n, 'idx')), { force: true });
     this.index.dropBefore(this.segments[0]!.n);
     this.marks = this.marks.filter((m) => m.id >= this.index.firstId);
@@ -392,6 +407,7 @@ export class RewindJournal {
     await this.serial(async () => {
       if (this.closed) return;
       this.closed = true;
+      if (this.segments.length > 0) fs.ftruncateSync(this.current.fd, this.current.logSize); // a reused file's old tail
       for (const s of this.segments) fs.closeSync(s.fd);
       if (this.idxFd >= 0) fs.closeSync(this.idxFd);
       this.idxFd = -1;
@@ -412,6 +428,22 @@ export class RewindJournal {
 
 /** ISO 8601 with microseconds (times name a point between two entries to the microsecond). */
 export const isoMicro = formatRewindTime;
+
+const SYNC_APPEND_MAX = 4 * 1024 * 1024;
+
+/** writevSync in pieces of at most 1024 buffers (IOV_MAX). */
+function writevAllSync(fd: number, bufs: Buffer[], position: number): number {
+  let n = 0;
+  for (let i = 0; i < bufs.length; i += 1024) {
+    const part = bufs.slice(i, i + 1024);
+    let want = 0;
+    for (const b of part) want += b.length;
+    const got = fs.writevSync(fd, part, position + n);
+    n += got;
+    if (got !== want) break;
+  }
+  return n;
+}
 
 function writev(fd: number, bufs: Buffer[], position: number): Promise<number> {
   return new Promise((resolve, reject) => fs.writev(fd, bufs, position, (err, n) => (err ? reject(err) : resolve(n))));

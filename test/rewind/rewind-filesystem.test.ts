@@ -176,7 +176,7 @@ describe.skipIf(!isRoot)('rewind and recover data (needs root: loop devices, ext
 
   it('(b) copy data manually, then resume: the mirror resumes from the source, resyncing only the chunks written meanwhile', async () => {
     const s = await setUp('resume');
-    const { adam, eve, mnt } = s;
+    const { adam, mnt } = s;
     const before = (await adam.status(TAG)).targets[0]!.resyncBytes;
     await rewindAndLook(s);
     await adam.program('mirror_action', TAG, 'resume', 'adam', 'eve');

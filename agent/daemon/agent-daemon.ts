@@ -165,8 +165,9 @@ export class AgentDaemon {
     this.targets.clear();
   }
 
-  info(): { node: string; version: string; replication: string } {
-    return { node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}` };
+  info(): { node: string; version: string; replication: string; bitmapDir: string } {
+    // bitmapDir: where a bitmap file goes by default, so the console's wizards can show the real path.
+    return { node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}`, bitmapDir: this.paths.bitmapDir };
   }
 
   persist(removedTags: readonly string[] = []): void {
@@ -763,6 +764,7 @@ export class AgentDaemon {
         rewindLog: { dir: r.logdir, maxBytes: r.logmax },
         fileSystem: r.fileSystem ? { ...r.fileSystem, device: s.resource?.device ?? null, mounted: s.resource !== null, error: s.resourceError } : null,
         targets: m ? m.links.map((l) => l.status()) : [],
+        asyncAllowed: r.asyncAllowed !== false,
       });
     }
     for (const t of this.targets.values()) {

@@ -16,6 +16,10 @@ import { ClusterStore, SecretStore, type SecretCipher } from './cluster-store.js
 import { LocalLab, type LocalLabNode } from './local-lab.js';
 import { PromptBroker } from './prompts.js';
 import { BaseConnection, type ServerConnection } from './server-connection.js';
+import { HierarchyActions } from './hierarchy-actions.js';
+import type { HierarchyRequest } from '../../common/hierarchy.js';
+import type { ExtendForm } from '../../common/wizard-rules.js';
+import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
 
 const MAX_OUTPUT = 1000;
 
@@ -70,6 +74,14 @@ export class ConsoleBackend implements ConsoleApi {
   private readonly connections = new Map<string, ServerConnection>();
   private readonly log: OutputEntry[] = [];
   private clusterTimer: NodeJS.Timeout | null = null;
+  private readonly hierarchy = new HierarchyActions({
+    cluster: () => this.cluster(),
+    call: (server, method, params) => this.agentCall(server, method, params),
+    record: (server, action, command, ok, message) => this.record(server, action, command, ok, message),
+    db: { read: () => this.resourceDatabase(), write: (db) => this.saveResourceDatabase(db) },
+  });
+  // TEMPORARY until the resource database lands (branch gui-main): kept in memory only.
+  private tempDb: ResourceDatabase = EMPTY_RESOURCE_DATABASE;
 
   constructor(private readonly options: ConsoleBackendOptions) {
     this.events.setMaxListeners(100);
@@ -279,6 +291,48 @@ export class ConsoleBackend implements ConsoleApi {
     const r = new KnownHosts(path.join(this.options.dataDir, 'known_hosts')).importKnownHosts(from);
     this.record('console', 'Import known hosts', `(from ${from})`, true, `${r.imported} host keys imported, ${r.skipped} lines skipped`);
     return { ...r, file: from };
+  }
+
+  async resourceDatabase(): Promise<ResourceDatabase> {
+    return JSON.parse(JSON.stringify(this.tempDb)) as ResourceDatabase;
+  }
+
+  async saveResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase> {
+    if (db.version !== this.tempDb.version) throw new Error(`the resource database changed meanwhile (version ${this.tempDb.version}, not ${db.version}); read it again`);
+    this.tempDb = { ...db, version: db.version + 1 };
+    return this.tempDb;
+  }
+
+  createHierarchy(request: HierarchyRequest) {
+    return this.hierarchy.createHierarchy(request);
+  }
+
+  extendHierarchy(request: ExtendForm) {
+    return this.hierarchy.extendHierarchy(request);
+  }
+
+  unextendHierarchy(tag: string, server: string) {
+    return this.hierarchy.unextendHierarchy(tag, server);
+  }
+
+  deleteHierarchy(tag: string) {
+    return this.hierarchy.deleteHierarchy(tag);
+  }
+
+  inService(tag: string, server: string) {
+    return this.hierarchy.inService(tag, server);
+  }
+
+  outOfService(tag: string, server: string) {
+    return this.hierarchy.outOfService(tag, server);
+  }
+
+  createDependency(parent: string, child: string) {
+    return this.hierarchy.createDependency(parent, child);
+  }
+
+  deleteDependency(parent: string, child: string) {
+    return this.hierarchy.deleteDependency(parent, child);
   }
 
   /** The local lab's nodes (disks, homes) — for the GUI's Create Resource wizard and tests. */

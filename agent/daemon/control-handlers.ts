@@ -120,6 +120,13 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     return set;
   };
 
+  // The other targets learn the mirror's members only in the source's HELLO, and a target needs them
+  // to replicate to everyone after a switchover or failover: a change of targets reconnects them
+  // (what a pause and resume does), which resyncs only what the bitmap says changed meanwhile.
+  const refreshMembers = (links: TargetLink[]) => {
+    for (const l of links) if (!l.config.paused) l.restartResync();
+  };
+
   const checkNewDisk = (tag: string, disk: string) => {
     if (d.sources.has(tag) || d.targets.has(tag)) throw new RpcError(`mirror "${tag}" already exists on this node`);
     const used = d.diskInUse(disk);
@@ -226,6 +233,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       // '' = it never held a copy: its bitmap (just set) says everything it needs.
       s.record.generations.peers[node] = '';
       mirror.addTarget({ node, address, localAddress, mode, slot, paused: false }, initialSync === 'checksum');
+      refreshMembers(mirror.links.filter((l) => l.config.node !== node));
       d.persist();
       return { tag: s.record.tag, node, slot };
     },
@@ -238,6 +246,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       if (!link) throw new RpcError(`"${node}" is not a target of "${s.record.tag}"`);
       delete s.record.slots[node];
       delete s.record.generations.peers[node];
+      refreshMembers(s.mirror!.links);
       d.persist();
       return { tag: s.record.tag, node };
     },

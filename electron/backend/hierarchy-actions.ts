@@ -4,6 +4,7 @@
 // and the resource database (equivalencies with priorities, dependencies) updated on every node.
 // Every request is checked again here with the wizards' own rules before anything is touched.
 import type { ClusterView } from '../../common/console-api.js';
+import type { MirrorStatus } from '../../common/mirror-status.js';
 import type { DiskCandidate, HierarchyRequest } from '../../common/hierarchy.js';
 import type { ResourceDatabase, ResourceDefinition } from '../../common/resource-database.js';
 import {
@@ -40,6 +41,17 @@ const clone = (db: ResourceDatabase): ResourceDatabase => JSON.parse(JSON.string
 export class HierarchyActions {
   constructor(private readonly d: HierarchyActionDeps) {}
 
+  /** The cluster with every connected server's mirrors asked for now (the pushed status may lag a change just made). */
+  private async freshCluster(): Promise<ClusterView> {
+    const c = await this.d.cluster();
+    const servers = await Promise.all(c.servers.map(async (s) => {
+      if (s.connection.state !== 'connected') return s;
+      const mirrors = (await this.d.call(s.name, 'mirror.status', {}).catch(() => s.mirrors)) as MirrorStatus[];
+      return { ...s, mirrors };
+    }));
+    return { ...c, servers };
+  }
+
   /** Saves the database; a failure after the nodes changed is reported, never hidden, and loses nothing done. */
   private async saveDb(db: ResourceDatabase, done: string): Promise<string> {
     try {
@@ -62,7 +74,7 @@ export class HierarchyActions {
   }
 
   async createHierarchy(req: HierarchyRequest): Promise<{ tag: string; export: string; device: string | null; mountPoint: string | null; warning: string }> {
-    const cluster = await this.d.cluster();
+    const cluster = await this.freshCluster();
     const db = await this.d.db.read();
     const errors: Errors = {};
     const inUse = new Set([...mirrorTags(cluster), ...db.resources.map((r) => r.tag)]);
@@ -89,7 +101,7 @@ export class HierarchyActions {
   }
 
   async extendHierarchy(f: ExtendForm): Promise<{ tag: string; target: string; mode: string; warning: string }> {
-    const cluster = await this.d.cluster();
+    const cluster = await this.freshCluster();
     const db = await this.d.db.read();
     const pre = validatePreExtend(f, { cluster, db });
     if (Object.keys(pre).length) throw new FieldErrors(pre, 'Extend Resource Hierarchy');
@@ -135,7 +147,7 @@ export class HierarchyActions {
   }
 
   async unextendHierarchy(tag: string, server: string): Promise<{ tag: string; server: string; warning: string }> {
-    const cluster = await this.d.cluster();
+    const cluster = await this.freshCluster();
     const dk = dataKeeperTagOf(await this.d.db.read(), cluster, tag) ?? tag;
     const errors = validateUnextend(cluster, dk, server);
     if (Object.keys(errors).length) throw new FieldErrors(errors, 'Unextend Resource Hierarchy');
@@ -151,7 +163,7 @@ export class HierarchyActions {
   }
 
   async deleteHierarchy(tag: string): Promise<{ tag: string; removed: string[]; warning: string }> {
-    const cluster = await this.d.cluster();
+    const cluster = await this.freshCluster();
     const db0 = await this.d.db.read();
     const dk = dataKeeperTagOf(db0, cluster, tag) ?? tag;
     const errors = validateDelete(cluster, dk);
@@ -174,7 +186,7 @@ export class HierarchyActions {
   }
 
   async inService(tag: string, server: string): Promise<{ message: string }> {
-    const cluster = await this.d.cluster();
+    const cluster = await this.freshCluster();
     const dk = dataKeeperTagOf(await this.d.db.read(), cluster, tag) ?? tag;
     const why = inServiceRefusal(cluster, dk, server);
     if (why) throw new FieldErrors({ server: why }, 'In Service');
@@ -184,7 +196,7 @@ export class HierarchyActions {
   }
 
   async outOfService(tag: string, server: string): Promise<{ message: string }> {
-    const cluster = await this.d.cluster();
+    const cluster = await this.freshCluster();
     const dk = dataKeeperTagOf(await this.d.db.read(), cluster, tag) ?? tag;
     const why = outOfServiceRefusal(cluster, dk, server);
     if (why) throw new FieldErrors({ server: why }, 'Out of Service');

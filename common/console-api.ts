@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { MirrorStatus } from './mirror-status.js';
 import type { HierarchyRequest } from './hierarchy.js';
 import type { ExtendForm } from './wizard-rules.js';
+import type { ResourceDatabase } from './resource-database.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const serverName = z.string().regex(NAME, 'a server name is 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit');
@@ -191,6 +192,7 @@ export const consoleMethods = {
   output: z.tuple([]),
   /** From the user's OpenSSH known_hosts (default ~/.ssh/known_hosts), hashed entries included. */
   importKnownHosts: z.tuple([z.string().max(4096).nullable()]),
+  resourceDatabase: z.tuple([]),
   createHierarchy: z.tuple([hierarchyRequest]),
   extendHierarchy: z.tuple([extendRequest]),
   unextendHierarchy: z.tuple([tag, serverName]),
@@ -220,6 +222,7 @@ export interface ConsoleApi {
   closeLocalLab(): Promise<ClusterView>;
   output(): Promise<OutputEntry[]>;
   importKnownHosts(file: string | null): Promise<{ imported: number; skipped: number; file: string }>;
+  resourceDatabase(): Promise<ResourceDatabase>;
   /** resource.create on request.server, then the resource database (equivalency priority 1). */
   createHierarchy(request: HierarchyRequest): Promise<{ tag: string; export: string; device: string | null; mountPoint: string | null; warning: string }>;
   /** mirror.accept on the target, mirror.extend on the source (undone if it fails), priorities saved. */

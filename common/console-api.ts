@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { MirrorStatus } from './mirror-status.js';
 import type { HierarchyRequest } from './hierarchy.js';
 import type { ExtendForm } from './wizard-rules.js';
-import type { ResourceDatabase } from './resource-database.js';
+import { checkResourceDatabase, MAX_PRIORITY, MAX_RESOURCES, MAX_SERVERS, MIN_PRIORITY, ResourceDatabaseError, TAG_PATTERN, type ResourceDatabase } from './resource-database.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const serverName = z.string().regex(NAME, 'a server name is 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit');
@@ -56,6 +56,34 @@ export const clusterDefinition = z.object({
 }).strict();
 export type ClusterDefinition = z.infer<typeof clusterDefinition>;
 
+/** The resource database as the console API takes it: the shape here, the rules across fields
+ * (unique tags and priorities, dependencies that exist, no cycles) by the checker the agents use. */
+const tag = z.string().regex(TAG_PATTERN, 'a tag is letters, digits, dot, dash, underscore (up to 64, starting with a letter or digit)');
+export const resourceDatabase = z.object({
+  version: z.number().int().min(0),
+  resources: z.array(z.object({
+    tag,
+    kind: z.enum(['datakeeper', 'filesystem', 'generic']),
+    mountPoint: z.string().max(4096).optional(),
+    fstype: z.string().max(16).optional(),
+    dependsOn: z.array(tag).max(MAX_RESOURCES),
+    instances: z.array(z.object({ server: serverName, priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY) }).strict()).max(MAX_SERVERS),
+    switchback: z.literal('intelligent'),
+  }).strict()).max(MAX_RESOURCES),
+  flags: z.array(z.object({
+    server: serverName,
+    confirmFailoverFrom: z.array(serverName).max(MAX_SERVERS),
+    blockResourceFailover: z.boolean(),
+  }).strict()).max(MAX_SERVERS),
+}).strict().superRefine((db, ctx) => {
+  try {
+    checkResourceDatabase(db);
+  } catch (err) {
+    if (!(err instanceof ResourceDatabaseError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.problem, path: err.field.split('.').map((x) => (/^\d+$/.test(x) ? Number(x) : x)) });
+  }
+});
+
 // ---- what the console shows ----
 
 export type ConnectionState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting' | 'unreachable' | 'failed';
@@ -75,6 +103,8 @@ export interface ClusterView {
   mode: 'none' | 'local-lab' | 'ssh';
   servers: ServerView[];
   commPaths: CommPath[];
+  /** The highest-version copy of the resource database among the connected agents. */
+  resources: ResourceDatabase;
 }
 
 // ---- questions the backend asks the user ----
@@ -137,9 +167,8 @@ export type ConsoleEvent =
 
 // ---- the hierarchy wizards' actions ----
 
-const tag = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a tag is 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit');
 const absolutePath = z.string().max(4096).regex(/^\//, 'an absolute path');
-const priority = z.number().int().min(1).max(999);
+const priority = z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY);
 
 /** Create Resource Hierarchy (common/hierarchy.ts's HierarchyRequest). */
 export const hierarchyRequest = z.object({
@@ -193,6 +222,8 @@ export const consoleMethods = {
   /** From the user's OpenSSH known_hosts (default ~/.ssh/known_hosts), hashed entries included. */
   importKnownHosts: z.tuple([z.string().max(4096).nullable()]),
   resourceDatabase: z.tuple([]),
+  /** The database as the caller wants it, with the version it read (saved as version + 1). */
+  saveResourceDatabase: z.tuple([resourceDatabase]),
   createHierarchy: z.tuple([hierarchyRequest]),
   extendHierarchy: z.tuple([extendRequest]),
   unextendHierarchy: z.tuple([tag, serverName]),
@@ -222,7 +253,13 @@ export interface ConsoleApi {
   closeLocalLab(): Promise<ClusterView>;
   output(): Promise<OutputEntry[]>;
   importKnownHosts(file: string | null): Promise<{ imported: number; skipped: number; file: string }>;
+  /** The highest-version copy among the connected agents (read fresh from each). */
   resourceDatabase(): Promise<ResourceDatabase>;
+  /**
+   * Writes `db` as version db.version + 1 to every connected agent. Refused if the cluster's version is
+   * no longer db.version (someone saved meanwhile: reload and make the change again).
+   */
+  saveResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase>;
   /** resource.create on request.server, then the resource database (equivalency priority 1). */
   createHierarchy(request: HierarchyRequest): Promise<{ tag: string; export: string; device: string | null; mountPoint: string | null; warning: string }>;
   /** mirror.accept on the target, mirror.extend on the source (undone if it fails), priorities saved. */

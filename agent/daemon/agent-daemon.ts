@@ -26,6 +26,7 @@ import { freeSlot, writeFlagFiles, type MirrorRecord, type StateFile } from './m
 import { attachExport } from '../resources/device-attach.js';
 import { mountFileSystem, unmountFileSystem } from '../resources/filesystem.js';
 import { controlHandlers } from './control-handlers.js';
+import { ResourceDbStore } from './resource-db-store.js';
 
 export { DEFAULT_CHUNK_SIZE, DEFAULT_ASYNC_LIMIT } from './mirror-record.js';
 export const DEFAULT_REPLICATION_PORT = 7500;
@@ -82,6 +83,8 @@ export class AgentDaemon {
   private replication!: ReplicationListener;
   private creds: NodeCredentials | null = null;
   private control: ControlServer | null = null;
+  /** This node's copy of the resource database (opened in start()). */
+  resourceDb!: ResourceDbStore;
   replicationPort = 0;
 
   constructor(private readonly options: DaemonOptions, readonly log: Logger) {
@@ -132,6 +135,7 @@ export class AgentDaemon {
       }
     }
     this.replication = this.makeListener();
+    this.resourceDb = new ResourceDbStore(this.paths.stateDir, (m) => this.log.warn(m));
     const state = readJson<StateFile | { version: 1 }>(this.stateFile, { version: 2, mirrors: [] });
     if (state.version !== 2) throw new Error(`${this.stateFile} is from an older Tandem release (state version ${state.version}); move it away and set the mirrors up again`);
     // Listen first: a returning source's peers may be waiting to tell it what happened meanwhile.
@@ -165,9 +169,13 @@ export class AgentDaemon {
     this.targets.clear();
   }
 
-  info(): { node: string; version: string; replication: string; bitmapDir: string } {
+  info(): { node: string; version: string; replication: string; resourceDatabaseVersion: number; bitmapDir: string } {
+    // The database version rides along with every status push, so consoles notice another console's save;
     // bitmapDir: where a bitmap file goes by default, so the console's wizards can show the real path.
-    return { node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}`, bitmapDir: this.paths.bitmapDir };
+    return {
+      node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}`,
+      resourceDatabaseVersion: this.resourceDb.database.version, bitmapDir: this.paths.bitmapDir,
+    };
   }
 
   persist(removedTags: readonly string[] = []): void {

@@ -12,6 +12,8 @@ import { bringUpResource, gatherHierarchyContext, HierarchyValidationError, plan
 import { listDisks } from '../resources/eligible-disks.js';
 import type { HierarchyRequest } from '../../common/hierarchy.js';
 import type { AgentDaemon, SourceEntry } from './agent-daemon.js';
+import { ResourceDatabaseError } from '../../common/resource-database.js';
+import { StaleResourceDatabase } from './resource-db-store.js';
 
 const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -156,8 +158,10 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       let lastSent = 0;
       const push = () => {
         const body = JSON.stringify(d.status());
-        if (body === last && Date.now() - lastSent < 15_000) return;
-        last = body;
+        // A new resource database version is news too (another console saved).
+        const key = `${d.resourceDb.database.version} ${body}`;
+        if (key === last && Date.now() - lastSent < 15_000) return;
+        last = key;
         lastSent = Date.now();
         context.notify('agent.status', { info: d.info(), mirrors: JSON.parse(body) as unknown });
       };
@@ -394,6 +398,25 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       }
       d.persist();
       return { tag: plan.tag, disk: plan.disk, export: d.paths.exportSocket(plan.tag), device: entry.resource?.device ?? null, mountPoint: plan.mountPoint };
+    },
+
+    // The resource database (hierarchies, equivalencies, failover flags): read, and replaced by a newer
+    // version. The console writes the same version to every node; the highest version is the truth.
+    'resource.database': (p) => {
+      new Params(p, 'resource.database', []);
+      return d.resourceDb.database;
+    },
+
+    'resource.savedatabase': (p) => {
+      new Params(p, 'resource.savedatabase', ['database']);
+      if (p.database === undefined || p.database === null) throw new RpcError('missing parameter "database" (version, resources, flags)', INVALID);
+      try {
+        return d.resourceDb.save(p.database);
+      } catch (err) {
+        if (err instanceof ResourceDatabaseError) throw new RpcError(err.message, INVALID);
+        if (err instanceof StaleResourceDatabase) throw new RpcError(err.message);
+        throw err;
+      }
     },
 
     'mirror.inservice': async (p) => {

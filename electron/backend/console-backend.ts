@@ -17,9 +17,9 @@ import { LocalLab, type LocalLabNode } from './local-lab.js';
 import { PromptBroker } from './prompts.js';
 import { BaseConnection, type ServerConnection } from './server-connection.js';
 import { HierarchyActions } from './hierarchy-actions.js';
+import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
 import type { HierarchyRequest } from '../../common/hierarchy.js';
 import type { ExtendForm } from '../../common/wizard-rules.js';
-import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
 
 const MAX_OUTPUT = 1000;
 
@@ -80,8 +80,9 @@ export class ConsoleBackend implements ConsoleApi {
     record: (server, action, command, ok, message) => this.record(server, action, command, ok, message),
     db: { read: () => this.resourceDatabase(), write: (db) => this.saveResourceDatabase(db) },
   });
-  // TEMPORARY until the resource database lands (branch gui-main): kept in memory only.
-  private tempDb: ResourceDatabase = EMPTY_RESOURCE_DATABASE;
+  private readonly catchingUp = new Set<string>();
+  /** Saves run one after another: the version check and the writes must not interleave. */
+  private saving: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ConsoleBackendOptions) {
     this.events.setMaxListeners(100);
@@ -106,15 +107,42 @@ export class ConsoleBackend implements ConsoleApi {
     if (this.clusterTimer) return;
     this.clusterTimer = setTimeout(() => {
       this.clusterTimer = null;
+      this.catchUpResourceDatabases();
       this.emit({ type: 'cluster', cluster: this.view() });
     }, 50);
   }
 
   private view(): ClusterView {
     const servers: ServerView[] = [...this.connections.values()].map((c) => c.view());
-    if (this.lab) return { name: 'Local lab', mode: 'local-lab', servers, commPaths: this.labCommPaths() };
-    if (!this.definition) return { name: 'No cluster', mode: 'none', servers: [], commPaths: [] };
-    return { name: this.definition.name, mode: 'ssh', servers, commPaths: this.definition.commPaths };
+    const resources = this.newestResourceDatabase();
+    if (this.lab) return { name: 'Local lab', mode: 'local-lab', servers, commPaths: this.labCommPaths(), resources };
+    if (!this.definition) return { name: 'No cluster', mode: 'none', servers: [], commPaths: [], resources };
+    return { name: this.definition.name, mode: 'ssh', servers, commPaths: this.definition.commPaths, resources };
+  }
+
+  /** The highest-version copy among the connected agents (each connection keeps its node's copy). */
+  private newestResourceDatabase(): ResourceDatabase {
+    let best = EMPTY_RESOURCE_DATABASE;
+    for (const c of this.connections.values()) {
+      const db = c.resourceDatabase();
+      if (db && db.version > best.version) best = db;
+    }
+    return best;
+  }
+
+  /** A node that was away when a change was saved gets the newest copy when it is back. */
+  private catchUpResourceDatabases(): void {
+    const best = this.newestResourceDatabase();
+    if (best.version === 0) return;
+    for (const c of this.connections.values()) {
+      const db = c.resourceDatabase();
+      if (!db || db.version >= best.version || this.catchingUp.has(c.name)) continue;
+      this.catchingUp.add(c.name);
+      void c.call('resource.savedatabase', { database: best })
+        .then(() => c.readResourceDatabase())
+        .catch(() => undefined) // it is retried on the next change; the newest copy is still shown
+        .finally(() => this.catchingUp.delete(c.name));
+    }
   }
 
   private labCommPaths(): CommPath[] {
@@ -240,7 +268,7 @@ export class ConsoleBackend implements ConsoleApi {
 
   async agentCall(server: string, method: string, params: Record<string, unknown>): Promise<unknown> {
     const command = cliEquivalent(method, params);
-    const quiet = method === 'mirror.status' || method === 'agent.info' || method === 'resource.disks';
+    const quiet = method === 'mirror.status' || method === 'agent.info' || method === 'resource.disks' || method === 'resource.database';
     try {
       const result = await this.connection(server).call(method, params);
       if (!quiet) this.record(server, method, command, true, 'done');
@@ -294,13 +322,39 @@ export class ConsoleBackend implements ConsoleApi {
   }
 
   async resourceDatabase(): Promise<ResourceDatabase> {
-    return JSON.parse(JSON.stringify(this.tempDb)) as ResourceDatabase;
+    await Promise.all([...this.connections.values()].map((c) => c.readResourceDatabase()));
+    return this.newestResourceDatabase();
   }
 
-  async saveResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase> {
-    if (db.version !== this.tempDb.version) throw new Error(`the resource database changed meanwhile (version ${this.tempDb.version}, not ${db.version}); read it again`);
-    this.tempDb = { ...db, version: db.version + 1 };
-    return this.tempDb;
+  saveResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase> {
+    const run = this.saving.then(() => this.writeResourceDatabase(db));
+    this.saving = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase> {
+    const action = 'Save resource database';
+    const connected = [...this.connections.values()].filter((c) => c.view().agent.running);
+    const next: ResourceDatabase = { ...db, version: db.version + 1 };
+    const command = cliEquivalent('resource.savedatabase', { database: next });
+    const fail = (message: string): never => {
+      this.record('cluster', action, command, false, message);
+      throw new Error(message);
+    };
+    if (connected.length === 0) fail('no server is connected: the resource database lives on the servers; connect to at least one first');
+    const current = await this.resourceDatabase();
+    if (current.version !== db.version) {
+      fail(`the resource database changed meanwhile (it is at version ${current.version}, you read version ${db.version}); reload and make your change again`);
+    }
+    const results = await Promise.allSettled(connected.map((c) => c.call('resource.savedatabase', { database: next })));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${connected[i]!.name}: ${(r.reason as Error).message}`] : []));
+    await Promise.all(connected.map((c) => c.readResourceDatabase()));
+    this.clusterChanged();
+    if (failed.length === connected.length) fail(`not saved: ${failed.join('; ')}`);
+    const saved = connected.filter((_c, i) => results[i]!.status === 'fulfilled').map((c) => c.name);
+    this.record('cluster', action, command, failed.length === 0,
+      `version ${next.version} saved on ${saved.join(', ')}${failed.length ? `; not on ${failed.join('; ')} (it gets the newest copy when it is back)` : ''}`);
+    return next;
   }
 
   createHierarchy(request: HierarchyRequest) {

@@ -84,6 +84,8 @@ export interface MirrorStatus {
   exportSocket: string | null;
   bitmap: { file: string | null; chunkSize: number; chunks: number };
   asyncLimit: number;
+  /** Source: whether targets may be asynchronous (the hierarchy's "Enable Asynchronous Replication"). */
+  asyncAllowed?: boolean;
   compression: number;
   targets: TargetStatus[];
   /** On a target: the source currently connected, if any. */

@@ -30,6 +30,7 @@ import { TargetRewind } from '../rewind/target-rewind.js';
 import { mirroredDiskUnder, type MirroredDisk } from '../rewind/log-location.js';
 import { isoMicro } from '../rewind/journal.js';
 import { RewoundView } from '../rewind/rewound-view.js';
+import { ResourceDbStore } from './resource-db-store.js';
 
 export { DEFAULT_CHUNK_SIZE, DEFAULT_ASYNC_LIMIT } from './mirror-record.js';
 export const DEFAULT_REPLICATION_PORT = 7500;
@@ -90,6 +91,8 @@ export class AgentDaemon {
   private replication!: ReplicationListener;
   private creds: NodeCredentials | null = null;
   private control: ControlServer | null = null;
+  /** This node's copy of the resource database (opened in start()). */
+  resourceDb!: ResourceDbStore;
   replicationPort = 0;
 
   constructor(private readonly options: DaemonOptions, readonly log: Logger) {
@@ -140,6 +143,7 @@ export class AgentDaemon {
       }
     }
     this.replication = this.makeListener();
+    this.resourceDb = new ResourceDbStore(this.paths.stateDir, (m) => this.log.warn(m));
     const state = readJson<StateFile | { version: 1 }>(this.stateFile, { version: 2, mirrors: [] });
     if (state.version !== 2) throw new Error(`${this.stateFile} is from an older Tandem release (state version ${state.version}); move it away and set the mirrors up again`);
     // Listen first: a returning source's peers may be waiting to tell it what happened meanwhile.
@@ -173,8 +177,13 @@ export class AgentDaemon {
     this.targets.clear();
   }
 
-  info(): { node: string; version: string; replication: string } {
-    return { node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}` };
+  info(): { node: string; version: string; replication: string; resourceDatabaseVersion: number; bitmapDir: string } {
+    // The database version rides along with every status push, so consoles notice another console's save;
+    // bitmapDir: where a bitmap file goes by default, so the console's wizards can show the real path.
+    return {
+      node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}`,
+      resourceDatabaseVersion: this.resourceDb.database.version, bitmapDir: this.paths.bitmapDir,
+    };
   }
 
   persist(removedTags: readonly string[] = []): void {
@@ -881,6 +890,7 @@ export class AgentDaemon {
         rewindLog: { dir: r.logdir, maxBytes: r.logmax },
         fileSystem: r.fileSystem ? { ...r.fileSystem, device: s.resource?.device ?? null, mounted: s.resource !== null, error: s.resourceError } : null,
         targets: m ? m.links.map((l) => l.status()) : [],
+        asyncAllowed: r.asyncAllowed !== false,
       });
     }
     for (const t of this.targets.values()) {

@@ -15,6 +15,8 @@ import type { AgentDaemon, SourceEntry, TargetEntry } from './agent-daemon.js';
 import { RewindError } from '../rewind/target-rewind.js';
 import { JournalError } from '../rewind/journal.js';
 import { MAX_BOOKMARK_NAME } from '../replication/wire.js';
+import { ResourceDatabaseError } from '../../common/resource-database.js';
+import { StaleResourceDatabase } from './resource-db-store.js';
 
 const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -175,6 +177,13 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     return set;
   };
 
+  // The other targets learn the mirror's members only in the source's HELLO, and a target needs them
+  // to replicate to everyone after a switchover or failover: a change of targets reconnects them
+  // (what a pause and resume does), which resyncs only what the bitmap says changed meanwhile.
+  const refreshMembers = (links: TargetLink[]) => {
+    for (const l of links) if (!l.config.paused) l.restartResync();
+  };
+
   const checkNewDisk = (tag: string, disk: string) => {
     if (d.sources.has(tag) || d.targets.has(tag)) throw new RpcError(`mirror "${tag}" already exists on this node`);
     const used = d.diskInUse(disk);
@@ -204,8 +213,10 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       let lastSent = 0;
       const push = () => {
         const body = JSON.stringify(d.status());
-        if (body === last && Date.now() - lastSent < 15_000) return;
-        last = body;
+        // A new resource database version is news too (another console saved).
+        const key = `${d.resourceDb.database.version} ${body}`;
+        if (key === last && Date.now() - lastSent < 15_000) return;
+        last = key;
         lastSent = Date.now();
         context.notify('agent.status', { info: d.info(), mirrors: JSON.parse(body) as unknown });
       };
@@ -281,6 +292,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       // '' = it never held a copy: its bitmap (just set) says everything it needs.
       s.record.generations.peers[node] = '';
       mirror.addTarget({ node, address, localAddress, mode, slot, paused: false }, initialSync === 'checksum');
+      refreshMembers(mirror.links.filter((l) => l.config.node !== node));
       d.persist();
       return { tag: s.record.tag, node, slot };
     },
@@ -293,6 +305,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       if (!link) throw new RpcError(`"${node}" is not a target of "${s.record.tag}"`);
       delete s.record.slots[node];
       delete s.record.generations.peers[node];
+      refreshMembers(s.mirror!.links);
       d.persist();
       return { tag: s.record.tag, node };
     },
@@ -447,6 +460,25 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       }
       d.persist();
       return { tag: plan.tag, disk: plan.disk, export: d.paths.exportSocket(plan.tag), device: entry.resource?.device ?? null, mountPoint: plan.mountPoint };
+    },
+
+    // The resource database (hierarchies, equivalencies, failover flags): read, and replaced by a newer
+    // version. The console writes the same version to every node; the highest version is the truth.
+    'resource.database': (p) => {
+      new Params(p, 'resource.database', []);
+      return d.resourceDb.database;
+    },
+
+    'resource.savedatabase': (p) => {
+      new Params(p, 'resource.savedatabase', ['database']);
+      if (p.database === undefined || p.database === null) throw new RpcError('missing parameter "database" (version, resources, flags)', INVALID);
+      try {
+        return d.resourceDb.save(p.database);
+      } catch (err) {
+        if (err instanceof ResourceDatabaseError) throw new RpcError(err.message, INVALID);
+        if (err instanceof StaleResourceDatabase) throw new RpcError(err.message);
+        throw err;
+      }
     },
 
     'mirror.inservice': async (p) => {

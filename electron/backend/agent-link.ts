@@ -7,6 +7,8 @@ export interface AgentInfo {
   node: string;
   version: string;
   replication: string;
+  /** Agents from before the resource database leave it out. */
+  resourceDatabaseVersion?: number;
 }
 
 interface Pending {

@@ -16,6 +16,10 @@ import { ClusterStore, SecretStore, type SecretCipher } from './cluster-store.js
 import { LocalLab, type LocalLabNode } from './local-lab.js';
 import { PromptBroker } from './prompts.js';
 import { BaseConnection, type ServerConnection } from './server-connection.js';
+import { HierarchyActions } from './hierarchy-actions.js';
+import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
+import type { HierarchyRequest } from '../../common/hierarchy.js';
+import type { ExtendForm } from '../../common/wizard-rules.js';
 
 const MAX_OUTPUT = 1000;
 
@@ -70,6 +74,15 @@ export class ConsoleBackend implements ConsoleApi {
   private readonly connections = new Map<string, ServerConnection>();
   private readonly log: OutputEntry[] = [];
   private clusterTimer: NodeJS.Timeout | null = null;
+  private readonly hierarchy = new HierarchyActions({
+    cluster: () => this.cluster(),
+    call: (server, method, params) => this.agentCall(server, method, params),
+    record: (server, action, command, ok, message) => this.record(server, action, command, ok, message),
+    db: { read: () => this.resourceDatabase(), write: (db) => this.saveResourceDatabase(db) },
+  });
+  private readonly catchingUp = new Set<string>();
+  /** Saves run one after another: the version check and the writes must not interleave. */
+  private saving: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ConsoleBackendOptions) {
     this.events.setMaxListeners(100);
@@ -94,15 +107,42 @@ export class ConsoleBackend implements ConsoleApi {
     if (this.clusterTimer) return;
     this.clusterTimer = setTimeout(() => {
       this.clusterTimer = null;
+      this.catchUpResourceDatabases();
       this.emit({ type: 'cluster', cluster: this.view() });
     }, 50);
   }
 
   private view(): ClusterView {
     const servers: ServerView[] = [...this.connections.values()].map((c) => c.view());
-    if (this.lab) return { name: 'Local lab', mode: 'local-lab', servers, commPaths: this.labCommPaths() };
-    if (!this.definition) return { name: 'No cluster', mode: 'none', servers: [], commPaths: [] };
-    return { name: this.definition.name, mode: 'ssh', servers, commPaths: this.definition.commPaths };
+    const resources = this.newestResourceDatabase();
+    if (this.lab) return { name: 'Local lab', mode: 'local-lab', servers, commPaths: this.labCommPaths(), resources };
+    if (!this.definition) return { name: 'No cluster', mode: 'none', servers: [], commPaths: [], resources };
+    return { name: this.definition.name, mode: 'ssh', servers, commPaths: this.definition.commPaths, resources };
+  }
+
+  /** The highest-version copy among the connected agents (each connection keeps its node's copy). */
+  private newestResourceDatabase(): ResourceDatabase {
+    let best = EMPTY_RESOURCE_DATABASE;
+    for (const c of this.connections.values()) {
+      const db = c.resourceDatabase();
+      if (db && db.version > best.version) best = db;
+    }
+    return best;
+  }
+
+  /** A node that was away when a change was saved gets the newest copy when it is back. */
+  private catchUpResourceDatabases(): void {
+    const best = this.newestResourceDatabase();
+    if (best.version === 0) return;
+    for (const c of this.connections.values()) {
+      const db = c.resourceDatabase();
+      if (!db || db.version >= best.version || this.catchingUp.has(c.name)) continue;
+      this.catchingUp.add(c.name);
+      void c.call('resource.savedatabase', { database: best })
+        .then(() => c.readResourceDatabase())
+        .catch(() => undefined) // it is retried on the next change; the newest copy is still shown
+        .finally(() => this.catchingUp.delete(c.name));
+    }
   }
 
   private labCommPaths(): CommPath[] {
@@ -228,7 +268,7 @@ export class ConsoleBackend implements ConsoleApi {
 
   async agentCall(server: string, method: string, params: Record<string, unknown>): Promise<unknown> {
     const command = cliEquivalent(method, params);
-    const quiet = method === 'mirror.status' || method === 'agent.info' || method === 'resource.disks';
+    const quiet = method === 'mirror.status' || method === 'agent.info' || method === 'resource.disks' || method === 'resource.database';
     try {
       const result = await this.connection(server).call(method, params);
       if (!quiet) this.record(server, method, command, true, 'done');
@@ -279,6 +319,74 @@ export class ConsoleBackend implements ConsoleApi {
     const r = new KnownHosts(path.join(this.options.dataDir, 'known_hosts')).importKnownHosts(from);
     this.record('console', 'Import known hosts', `(from ${from})`, true, `${r.imported} host keys imported, ${r.skipped} lines skipped`);
     return { ...r, file: from };
+  }
+
+  async resourceDatabase(): Promise<ResourceDatabase> {
+    await Promise.all([...this.connections.values()].map((c) => c.readResourceDatabase()));
+    return this.newestResourceDatabase();
+  }
+
+  saveResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase> {
+    const run = this.saving.then(() => this.writeResourceDatabase(db));
+    this.saving = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase> {
+    const action = 'Save resource database';
+    const connected = [...this.connections.values()].filter((c) => c.view().agent.running);
+    const next: ResourceDatabase = { ...db, version: db.version + 1 };
+    const command = cliEquivalent('resource.savedatabase', { database: next });
+    const fail = (message: string): never => {
+      this.record('cluster', action, command, false, message);
+      throw new Error(message);
+    };
+    if (connected.length === 0) fail('no server is connected: the resource database lives on the servers; connect to at least one first');
+    const current = await this.resourceDatabase();
+    if (current.version !== db.version) {
+      fail(`the resource database changed meanwhile (it is at version ${current.version}, you read version ${db.version}); reload and make your change again`);
+    }
+    const results = await Promise.allSettled(connected.map((c) => c.call('resource.savedatabase', { database: next })));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${connected[i]!.name}: ${(r.reason as Error).message}`] : []));
+    await Promise.all(connected.map((c) => c.readResourceDatabase()));
+    this.clusterChanged();
+    if (failed.length === connected.length) fail(`not saved: ${failed.join('; ')}`);
+    const saved = connected.filter((_c, i) => results[i]!.status === 'fulfilled').map((c) => c.name);
+    this.record('cluster', action, command, failed.length === 0,
+      `version ${next.version} saved on ${saved.join(', ')}${failed.length ? `; not on ${failed.join('; ')} (it gets the newest copy when it is back)` : ''}`);
+    return next;
+  }
+
+  createHierarchy(request: HierarchyRequest) {
+    return this.hierarchy.createHierarchy(request);
+  }
+
+  extendHierarchy(request: ExtendForm) {
+    return this.hierarchy.extendHierarchy(request);
+  }
+
+  unextendHierarchy(tag: string, server: string) {
+    return this.hierarchy.unextendHierarchy(tag, server);
+  }
+
+  deleteHierarchy(tag: string) {
+    return this.hierarchy.deleteHierarchy(tag);
+  }
+
+  inService(tag: string, server: string) {
+    return this.hierarchy.inService(tag, server);
+  }
+
+  outOfService(tag: string, server: string) {
+    return this.hierarchy.outOfService(tag, server);
+  }
+
+  createDependency(parent: string, child: string) {
+    return this.hierarchy.createDependency(parent, child);
+  }
+
+  deleteDependency(parent: string, child: string) {
+    return this.hierarchy.deleteDependency(parent, child);
   }
 
   /** The local lab's nodes (disks, homes) — for the GUI's Create Resource wizard and tests. */

@@ -2,6 +2,7 @@
 // its agent and the last status the agent pushed.
 import type { ConnectionState, ServerView } from '../../common/console-api.js';
 import type { MirrorStatus } from '../../common/mirror-status.js';
+import { checkResourceDatabase, type ResourceDatabase } from '../../common/resource-database.js';
 import type { AgentInfo, AgentLink } from './agent-link.js';
 
 export interface ServerConnection {
@@ -13,6 +14,9 @@ export interface ServerConnection {
   disconnect(): Promise<void>;
   /** Called whenever view() would return something new. */
   onChange(listener: () => void): void;
+  /** This node's copy of the resource database as last read, or null (not connected, or not read yet). */
+  resourceDatabase(): ResourceDatabase | null;
+  readResourceDatabase(): Promise<ResourceDatabase | null>;
 }
 
 /** The part every kind of connection shares: state, agent info, mirrors, change notification. */
@@ -23,6 +27,8 @@ export abstract class BaseConnection implements ServerConnection {
   protected agentInfo: AgentInfo | null = null;
   protected mirrors: MirrorStatus[] = [];
   protected link: AgentLink | null = null;
+  private resourceDb: ResourceDatabase | null = null;
+  private resourceDbReading: Promise<void> | null = null;
   private readonly listeners: Array<() => void> = [];
 
   constructor(readonly name: string, protected readonly kind: 'ssh' | 'local', protected readonly address: string) {}
@@ -36,6 +42,23 @@ export abstract class BaseConnection implements ServerConnection {
       agent: { version: this.agentInfo?.version ?? null, running: this.link !== null && !this.link.closed },
       mirrors: this.mirrors,
     };
+  }
+
+  resourceDatabase(): ResourceDatabase | null {
+    return this.link && !this.link.closed ? this.resourceDb : null;
+  }
+
+  /** Reads this node's resource database again (after a save, or when its version moved). */
+  async readResourceDatabase(): Promise<ResourceDatabase | null> {
+    const link = this.link;
+    if (!link || link.closed) return null;
+    try {
+      this.resourceDb = checkResourceDatabase(await link.call('resource.database', {}));
+    } catch {
+      this.resourceDb = null; // an agent from before the resource database, or a damaged answer: not counted
+    }
+    this.changed();
+    return this.resourceDb;
   }
 
   async call(method: string, params: Record<string, unknown>): Promise<unknown> {
@@ -74,9 +97,14 @@ export abstract class BaseConnection implements ServerConnection {
       this.changed();
     });
     this.agentInfo = (await link.call('agent.info', {})) as AgentInfo;
+    await this.readResourceDatabase();
     await link.watch((info, mirrors) => {
       this.agentInfo = info;
       this.mirrors = mirrors;
+      // Another console (or a CLI) saved a new version: read it, once at a time.
+      if (info.resourceDatabaseVersion !== undefined && info.resourceDatabaseVersion !== this.resourceDb?.version && !this.resourceDbReading) {
+        this.resourceDbReading = this.readResourceDatabase().then(() => undefined).finally(() => (this.resourceDbReading = null));
+      }
       this.changed();
     });
   }

@@ -89,3 +89,25 @@ export function barPercent(start: number, end: number, t: number): number {
   if (end <= start) return 100;
   return Math.max(0, Math.min(100, ((t - start) / (end - start)) * 100));
 }
+
+/** The copies of a mirror a rewind wizard looks at, as the console's status shows them. */
+export interface RewindCopy {
+  node: string;
+  role: 'source' | 'target';
+  state: string;
+  logKept: boolean;
+}
+
+/**
+ * Which target to rewind and which source to pause: the selected server if it is a target, else the
+ * first target keeping a rewind log. Null with the reason when there is none.
+ */
+export function chooseRewindCopies(copies: readonly RewindCopy[], selected?: string): { target: string; source: string } | { reason: string } {
+  const source = copies.find((c) => c.role === 'source' && c.state === 'in service');
+  if (!source) return { reason: 'the mirror is not in service anywhere: bring it in service first' };
+  const targets = copies.filter((c) => c.role === 'target');
+  const chosen = targets.find((c) => c.node === selected) ?? targets.find((c) => c.logKept) ?? targets[0];
+  if (!chosen) return { reason: 'the mirror has no target: the rewind log is kept on targets' };
+  if (!chosen.logKept) return { reason: `${chosen.node} keeps no rewind log: set the Rewind Log Location (mirror_settings TAG logdir DIR), then pause and resume the mirror` };
+  return { target: chosen.node, source: source.node };
+}

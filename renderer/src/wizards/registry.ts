@@ -8,6 +8,7 @@ import DependencyWizard from './DependencyWizard.vue';
 import ExtendWizard from './ExtendWizard.vue';
 import LocalLabWizard from './LocalLabWizard.vue';
 import ServerResourceWizard, { type ServerResourceAction } from './ServerResourceWizard.vue';
+import RewindWizard from './rewind/RewindWizard.vue';
 
 /** One shared component in a given mode, with the registry's props and event. */
 function variant(name: string, inner: Component, extra: Record<string, unknown>): Component {
@@ -32,4 +33,5 @@ export const wizards: Partial<Record<WizardName, Component>> = {
   'create-dependency': variant('create-dependency-wizard', DependencyWizard, { action: 'create' }),
   'delete-dependency': variant('delete-dependency-wizard', DependencyWizard, { action: 'delete' }),
   'local-lab': LocalLabWizard,
+  rewind: RewindWizard,
 };

@@ -8,7 +8,7 @@
 //     for), fio (nbd engine) against each mirror in alternation. ratio = without / with (the overhead
 //     factor); goal ≤ 1.5.
 //
-// usage: npm run bench:rewind [-- --entries 1000000 --runtime 5 --rounds 3 --size-mib 256 --dir /var/tmp]
+// usage: npm run bench:rewind [-- --entries 1000000 --runtime 5 --rounds 3 --size-mib 256 --dir /var/tmp --jobs 64k,4k,1m --skip journal|throughput]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ const { values } = parseArgs({
   options: {
     entries: { type: 'string', default: '1000000' }, runtime: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' },
     'size-mib': { type: 'string', default: '256' }, dir: { type: 'string', default: '/var/tmp' }, skip: { type: 'string', default: '' },
+    jobs: { type: 'string', default: '64k,4k,1m' },
   },
 });
 const ENTRIES = Number(values.entries);
@@ -121,7 +122,8 @@ async function throughputBench(): Promise<void> {
     if (!st.rewindLog.kept) throw new Error(`the rewind log is not kept on the target: ${st.rewindLog.error}`);
     console.log(`# throughput: ${os.cpus().length} cpus, ${SIZE_MIB} MiB tmpfs disks, rewind log on tmpfs (logmax 1 GiB), sync target over loopback, ${RUNTIME}s x ${ROUNDS} rounds; node ${process.version}`);
     const uri = (tag: string) => `nbd+unix:///${tag}?socket=${path.join(source.home, 'run', `${tag}.nbd.sock`)}`;
-    for (const job of [{ name: '64k', rw: 'write', bs: '64k', qd: 16 }, { name: '4k', rw: 'randwrite', bs: '4k', qd: 32 }, { name: '1m', rw: 'write', bs: '1m', qd: 8 }]) {
+    const jobs = [{ name: '64k', rw: 'write', bs: '64k', qd: 16 }, { name: '4k', rw: 'randwrite', bs: '4k', qd: 32 }, { name: '1m', rw: 'write', bs: '1m', qd: 8 }];
+    for (const job of jobs.filter((j) => values.jobs.split(',').includes(j.name))) {
       const without: number[] = [];
       const withLog: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {

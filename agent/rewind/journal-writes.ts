@@ -9,7 +9,7 @@ import type { JournalItem, RewindJournal } from './journal.js';
 export type JournalOp = { offset: number; length: number } | { bookmark: string };
 
 /** Old data up to this size is read on the event-loop thread (see FileBlockStore.readSync). */
-const SYNC_READ_MAX = 1024 * 1024;
+const SYNC_READ_MAX = 64 * 1024;
 
 /** Appended (durably) at most this much at a time, so a huge zeroing does not sit in memory at once. */
 const APPEND_BYTES = 64 * 1024 * 1024;

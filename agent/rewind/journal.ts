@@ -429,7 +429,7 @@ export class RewindJournal {
 /** ISO 8601 with microseconds (times name a point between two entries to the microsecond). */
 export const isoMicro = formatRewindTime;
 
-const SYNC_APPEND_MAX = 4 * 1024 * 1024;
+const SYNC_APPEND_MAX = 256 * 1024;
 
 /** writevSync in pieces of at most 1024 buffers (IOV_MAX). */
 function writevAllSync(fd: number, bufs: Buffer[], position: number): number {

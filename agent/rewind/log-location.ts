@@ -22,11 +22,12 @@ const real = (p: string): string => {
   }
 };
 
-/** The nearest existing folder at or above `dir` (the log folder may not exist yet). */
-function existingAncestor(dir: string): string {
-  let d = path.resolve(dir);
+/** `dir` with symlinks resolved as far as it exists (the log folder may not exist yet). */
+function resolvedPath(dir: string): string {
+  const want = path.resolve(dir);
+  let d = want;
   for (let i = 0; i < 4096 && !fs.existsSync(d); i++) d = path.dirname(d);
-  return real(d);
+  return path.join(real(d), path.relative(d, want));
 }
 
 /** The mount holding `p`: the longest mount point that is a prefix of it. */
@@ -41,7 +42,7 @@ function mountOf(p: string, mounts: readonly MountEntry[]): MountEntry | null {
 
 /** Why `dir` is on a mirrored disk (in words, naming the mirror), or null when it is not. */
 export function mirroredDiskUnder(dir: string, mirrors: readonly MirroredDisk[], mounts: readonly MountEntry[] = readMounts()): string | null {
-  const at = existingAncestor(dir);
+  const at = resolvedPath(dir);
   const mount = mountOf(at, mounts);
   const source = mount ? real(mount.source) : '';
   for (const m of mirrors) {

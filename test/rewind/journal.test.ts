@@ -135,3 +135,27 @@ describe('rewind log', () => {
     await store.close();
   });
 });
+
+describe('the BOOKMARK frame', () => {
+  it('round-trips a name in UTF-8 and refuses names over 200 bytes', async () => {
+    const { encodeBookmark, FrameAssembler, FrameType, ProtocolError } = await import('../../agent/replication/wire.js');
+    const frames = new FrameAssembler().push(encodeBookmark(42, 'vor dem Upgrade ✓'));
+    expect(frames).toEqual([{ type: FrameType.BOOKMARK, seq: 42, name: 'vor dem Upgrade ✓' }]);
+    expect(() => new FrameAssembler().push(encodeBookmark(1, 'x'.repeat(201)))).toThrow(ProtocolError);
+  });
+});
+
+describe('where the rewind log may live', () => {
+  it('not on a mirror\'s disk, its NetRAID device or under its file system; elsewhere is fine', async () => {
+    const { mirroredDiskUnder } = await import('../../agent/rewind/log-location.js');
+    const dir = tempDir('rewind-location');
+    dirs.push(dir);
+    const mount = (mountPoint: string, source: string) => ({ mountPoint, source, fstype: 'ext4', options: 'rw', majorMinor: '7:7', root: '/' });
+    const mounts = [mount('/', '/dev/vda'), mount(dir, '/dev/loop7')];
+    const mirrors = [{ tag: 'datarep', disk: '/dev/loop7', device: '/dev/loop9', fileSystem: { tag: 'ext4-data', mountPoint: '/srv/data' } }];
+    expect(mirroredDiskUnder(path.join(dir, 'log'), mirrors, mounts)).toBe(`is on mirror "datarep" (on /dev/loop7, the mirror's disk, mounted at ${dir})`);
+    expect(mirroredDiskUnder(path.join(dir, 'log'), [{ ...mirrors[0]!, disk: '/dev/sdz', device: '/dev/loop7' }], mounts)).toBe(`is on mirror "datarep" (on its NetRAID device /dev/loop7, mounted at ${dir})`);
+    expect(mirroredDiskUnder('/srv/data/rewind', mirrors, mounts)).toBe('is on mirror "datarep" (inside /srv/data, where its file system ext4-data is mounted)');
+    expect(mirroredDiskUnder('/var/lib/tandem-rewind', mirrors, mounts)).toBeNull();
+  });
+});

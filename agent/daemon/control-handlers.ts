@@ -315,9 +315,9 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const tag = a.tag();
       const t = d.targets.get(tag);
       if (!t) throw new RpcError(`this node (${d.node}) is not a target of "${tag}"`);
+      await t.rewind.remove(); // its history ends with the copy
       d.targets.delete(tag);
       await d.closeTarget(t);
-      await t.rewind.remove();
       if (t.record.bitmap) fs.rmSync(t.record.bitmap, { force: true });
       d.persist([tag]);
       return { tag };

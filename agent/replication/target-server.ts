@@ -38,6 +38,9 @@ export interface TargetVolumes {
   onApplied?(tag: string, seq: number, bytes: number): void;
 }
 
+/** The rewind log could not take a write: nothing of it was applied. */
+class RewindLogFailure extends Error {}
+
 const HELLO_TIMEOUT_MS = 10_000;
 /** Past this much received but not yet applied, stop reading from the source. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -280,7 +283,11 @@ class TargetSession {
           const ops = pending;
           pending = [];
           overlap.clear();
-          await journalOldData(journal!, store, ops.map((o) => o.op));
+          try {
+            await journalOldData(journal!, store, ops.map((o) => o.op));
+          } catch (err) {
+            throw new RewindLogFailure(`journalling into the rewind log ${journal!.dir} on ${this.node} failed: ${(err as Error).message}; free space there or set another logdir`);
+          }
           for (const op of ops) if (!(await this.applyOne(op.queued, store, (n) => (bytes += n), (q) => (last = q)))) return false;
           return true;
         };
@@ -314,7 +321,7 @@ class TargetSession {
         if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume(); // restarts reading if receive() stopped it
       }
     } catch (err) {
-      const message = `writing ${store.description} on ${this.node} failed: ${(err as Error).message}; check that disk`;
+      const message = err instanceof RewindLogFailure ? err.message : `writing ${store.description} on ${this.node} failed: ${(err as Error).message}; check that disk`;
       this.log.error(`applying replication for "${this.hello?.tag}": ${message}`);
       // Tell the source why (it shows the reason in its status), then hang up.
       this.closed = true;

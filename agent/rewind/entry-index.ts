@@ -99,6 +99,26 @@ export class EntryIndex {
     return this.kind[this.at(id)] as KindValue;
   }
 
+  /**
+   * Block → location (id × stride + block within the entry) for every data entry after `t`, walking
+   * newest first so that the earliest entry after `t` wins. Reads the arrays directly: this loop is
+   * what opening a view costs (a million entries).
+   */
+  overlayAfter(t: number, kind: KindValue, blockSize: number, stride: number): Map<number, number> {
+    const map = new Map<number, number>();
+    const from = this.firstAfter(t) - this.base;
+    const { offset, length, kind: kinds } = this;
+    for (let i = this.tail - 1; i >= from; i--) {
+      if (kinds[i] !== kind) continue;
+      const b0 = Math.floor((offset[i] as number) / blockSize);
+      const n = Math.ceil((length[i] as number) / blockSize);
+      const loc = (this.base + i) * stride;
+      if (n === 1) map.set(b0, loc);
+      else for (let k = 0; k < n; k++) map.set(b0 + k, loc + k);
+    }
+    return map;
+  }
+
   /** The id of the first entry whose time is after `t` (endId if none): binary search. */
   firstAfter(t: number): number {
     let lo = this.head;

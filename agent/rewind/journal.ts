@@ -369,16 +369,7 @@ export class RewindJournal {
    */
   overlayAt(t: number): Map<number, number> {
     if (t < this.startTime) throw new JournalError(`the rewind log begins at ${isoMicro(this.startTime)}; ${isoMicro(t)} is before it`);
-    const map = new Map<number, number>();
-    const from = this.index.firstAfter(t);
-    for (let id = this.index.endId - 1; id >= from; id--) {
-      if (this.index.kindOf(id) !== Kind.DATA) continue;
-      const b0 = Math.floor(this.index.offsetOf(id) / JOURNAL_BLOCK);
-      const n = Math.ceil(this.index.lengthOf(id) / JOURNAL_BLOCK);
-      const loc = id * LOCATION_STRIDE;
-      for (let k = 0; k < n; k++) map.set(b0 + k, loc + k);
-    }
-    return map;
+    return this.index.overlayAfter(t, Kind.DATA, JOURNAL_BLOCK, LOCATION_STRIDE);
   }
 
   /** `length` bytes of an entry's data from `within` on. */

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { EntryIndex } from './entry-index.js';
 import {
   decodeIndexRecord, decodeRecordHeader, decodeSegmentHeader, encodeIndexRecord, encodeRecordHeader, encodeSegmentHeader,
-  INDEX_RECORD, JOURNAL_BLOCK, Kind, RECORD_HEADER, SEGMENT_HEADER, segmentName, segmentNumbers,
+  INDEX_RECORD, JOURNAL_BLOCK, Kind, type KindValue, RECORD_HEADER, SEGMENT_HEADER, segmentName, segmentNumbers,
 } from './journal-format.js';
 import type { Logger } from '../log.js';
 import { formatRewindTime } from '../../common/rewind.js';
@@ -164,10 +164,14 @@ export class RewindJournal {
       }
     }
     if (idx) {
+      // No objects per record: a million of them is what opening a large log would cost.
       for (let at = 0; at < idx.length; at += INDEX_RECORD) {
-        const r = decodeIndexRecord(idx, at);
-        const id = this.index.push(r.time, r.offset, r.pos, r.length, n, r.kind);
-        if (r.kind === Kind.BOOKMARK) this.marks.push({ name: this.readName(fd, r.pos, r.length), time: r.time, id });
+        const kind = idx.readUInt8(at + 28) as KindValue;
+        const time = idx.readDoubleBE(at);
+        const pos = idx.readDoubleBE(at + 16);
+        const length = idx.readUInt32BE(at + 24);
+        const id = this.index.push(time, idx.readDoubleBE(at + 8), pos, length, n, kind);
+        if (kind === Kind.BOOKMARK) this.marks.push({ name: this.readName(fd, pos, length), time, id });
       }
       seg.idxSize = idx.length;
       return;
@@ -175,15 +179,32 @@ export class RewindJournal {
     // Scan: every record checked (header and data checksums); the first bad one ends the segment.
     const records: Buffer[] = [];
     let pos = SEGMENT_HEADER;
-    const hb = Buffer.alloc(RECORD_HEADER);
+    // Read in windows of 8 MiB (two system calls per record made this scan the slow part of opening).
+    let win = Buffer.alloc(0);
+    let winAt = 0;
+    const bytesAt = (at: number, len: number): Buffer | null => {
+      if (at + len > size) return null;
+      if (at < winAt || at + len > winAt + win.length) {
+        const want = Math.min(size - at, Math.max(len, SCAN_WINDOW));
+        win = Buffer.allocUnsafe(want);
+        let got = 0;
+        while (got < want) {
+          const k = fs.readSync(fd, win, got, want - got, at + got);
+          if (k === 0) break;
+          got += k;
+        }
+        win = win.subarray(0, got);
+        winAt = at;
+        if (got < len) return null;
+      }
+      return win.subarray(at - winAt, at - winAt + len);
+    };
     for (;;) {
-      if (pos + RECORD_HEADER > size) break;
-      fs.readSync(fd, hb, 0, RECORD_HEADER, pos);
-      const r = decodeRecordHeader(hb);
-      if (!r || r.segment !== n || pos + RECORD_HEADER + r.length > size) break;
-      const data = Buffer.alloc(r.length);
-      fs.readSync(fd, data, 0, r.length, pos + RECORD_HEADER);
-      if (zlib.crc32(data) !== r.dataCrc) break;
+      const hb = bytesAt(pos, RECORD_HEADER);
+      const r = hb && decodeRecordHeader(hb);
+      if (!r || r.segment !== n) break;
+      const data = bytesAt(pos + RECORD_HEADER, r.length);
+      if (!data || zlib.crc32(data) !== r.dataCrc) break;
       const id = this.index.push(r.time, r.offset, pos, r.length, n, r.kind);
       if (r.kind === Kind.BOOKMARK) this.marks.push({ name: data.toString('utf8'), time: r.time, id });
       records.push(encodeIndexRecord({ time: r.time, offset: r.offset, pos, length: r.length, kind: r.kind }));
@@ -421,6 +442,7 @@ export class RewindJournal {
 export const isoMicro = formatRewindTime;
 
 const SYNC_APPEND_MAX = 256 * 1024;
+const SCAN_WINDOW = 8 * 1024 * 1024;
 
 /** writevSync in pieces of at most 1024 buffers (IOV_MAX). */
 function writevAllSync(fd: number, bufs: Buffer[], position: number): number {

@@ -57,6 +57,12 @@ export function formatStatusTable(mirrors: MirrorStatus[]): string {
   for (const m of mirrors) {
     if (m.role === 'target') {
       lines.push(`${m.tag}: target on ${m.node}, ${m.state}, ${m.disk} (${formatSize(m.size)}), source ${m.source ? `${m.source} connected` : `${m.lastSource ?? 'none'} not connected`}${m.exportSocket ? `; readable (read-only) at ${m.exportSocket}` : ''}`);
+      const rl = m.rewindLog;
+      if (rl.kept) {
+        lines.push(`  rewind log: ${rl.dir}, ${rl.entries ?? 0} entries (${formatSize(rl.bytes ?? 0)}${rl.maxBytes ? ` of at most ${formatSize(rl.maxBytes)}` : ''}), from ${formatRewindTime(rl.start ?? 0)}, ${rl.bookmarks ?? 0} bookmark${rl.bookmarks === 1 ? '' : 's'}${rl.view ? `; rewound view at ${formatRewindTime(rl.view.time)} open${rl.view.mountPoint ? `, mounted at ${rl.view.mountPoint}` : ''}` : ''}`);
+      } else if (rl.error) {
+        lines.push(`  rewind log not kept: ${rl.error}`);
+      }
       continue;
     }
     const flags = [m.lastOwner ? 'last_owner' : '', m.dataCorrupt ? 'data_corrupt' : ''].filter(Boolean).join(', ');

@@ -89,5 +89,7 @@ describe('rewind log through real agents', () => {
     expect(st.rewindLog).toMatchObject({ kept: true, bookmarks: 1 });
     await tandemOk(eve2, 'rewind', TAG, '--bookmark', 'm1');
     expect(await readView(eve2, dir)).toBe(sha256(atMark));
+    const text = await tandemOk(eve2, 'status', TAG);
+    expect(text).toMatch(new RegExp(`\n  rewind log: ${path.join(dir, 'eve-log')}, \\d+ entries \\(.+\\), from \\S+Z, 1 bookmark; rewound view at \\S+Z open\n$`));
   });
 });

@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { performance } from 'node:perf_hooks';
 import { EntryIndex } from './entry-index.js';
 import {
   decodeIndexRecord, decodeRecordHeader, decodeSegmentHeader, encodeIndexRecord, encodeRecordHeader, encodeSegmentHeader,
@@ -47,7 +46,8 @@ export class JournalError extends Error {}
 /** A dropped segment file kept for reuse. */
 const SPARE = 'spare.log';
 
-const wallNow = (): number => performance.timeOrigin + performance.now();
+/** The wall clock the administrator reads (a monotonic clock drifts from it over weeks). */
+const wallNow = (): number => Date.now();
 
 export class RewindJournal {
   readonly index = new EntryIndex();

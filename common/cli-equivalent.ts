@@ -1,5 +1,6 @@
 // The command an administrator would type on the node for an agent call — shown in the Output Panel
 // next to every action, so the GUI teaches the CLI.
+import { formatRewindTime } from './rewind.js';
 const quote = (s: unknown): string => {
   const v = String(s);
   return /^[A-Za-z0-9_./:@=+-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
@@ -23,7 +24,15 @@ export function cliEquivalent(method: string, params: Record<string, unknown>): 
     case 'mirror.resume': return `mirror_action ${tag} resume${targets ? ` ${targets}` : ''}`;
     case 'mirror.fullresync': return `mirror_action ${tag} fullresync${targets ? ` ${targets}` : ''}`;
     case 'mirror.settings': return `mirror_settings ${tag} ${quote(params.setting)} ${quote(params.value)}`;
-    case 'mirror.inservice': return params.force ? `mirror_action ${tag} force` : `tandem inservice ${tag}`;
+    case 'mirror.inservice':
+      if (typeof params.rewindTo === 'number') return `tandem recover ${tag} --time ${formatRewindTime(params.rewindTo)}`;
+      if (params.rewindBookmark !== undefined) return `tandem recover ${tag} --bookmark ${quote(params.rewindBookmark)}`;
+      return params.force ? `mirror_action ${tag} force` : `tandem inservice ${tag}`;
+    case 'mirror.bookmark': return `tandem bookmark ${tag} ${quote(params.name)}`;
+    case 'mirror.bookmarks': return `tandem bookmarks ${tag}`;
+    case 'mirror.rewind':
+      return `tandem rewind ${tag} ${typeof params.time === 'number' ? `--time ${formatRewindTime(params.time)}` : `--bookmark ${quote(params.bookmark)}`}${params.mount === false ? ' --no-mount' : ''}`;
+    case 'mirror.rewindclose': return `tandem rewind ${tag} --close`;
     case 'mirror.outofservice': return `tandem outofservice ${tag}`;
     case 'mirror.resolve': return `tandem resolve ${tag} --survivor ${quote(params.survivor)}`;
     // No CLI of its own: the JSON-RPC request itself, which `tandem ctl` on the node answers.

@@ -3,6 +3,8 @@
 // Every argument is described by a zod schema so both entry points validate it the same way.
 import { z } from 'zod';
 import type { MirrorStatus } from './mirror-status.js';
+import type { HierarchyRequest } from './hierarchy.js';
+import type { ExtendForm } from './wizard-rules.js';
 import { checkResourceDatabase, MAX_PRIORITY, MAX_RESOURCES, MAX_SERVERS, MIN_PRIORITY, ResourceDatabaseError, TAG_PATTERN, type ResourceDatabase } from './resource-database.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -163,6 +165,41 @@ export type ConsoleEvent =
   | { type: 'deploy'; progress: DeployProgress }
   | { type: 'output'; entry: OutputEntry };
 
+// ---- the hierarchy wizards' actions ----
+
+const absolutePath = z.string().max(4096).regex(/^\//, 'an absolute path');
+const priority = z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY);
+
+/** Create Resource Hierarchy (common/hierarchy.ts's HierarchyRequest). */
+export const hierarchyRequest = z.object({
+  type: z.enum(['new', 'existing', 'device']),
+  switchback: z.enum(['intelligent', 'automatic']),
+  server: serverName,
+  sourceDisk: absolutePath.optional(),
+  mountPoint: absolutePath.optional(),
+  fileSystemType: z.enum(['ext4', 'ext3', 'xfs']).optional(),
+  dataKeeperTag: tag,
+  fileSystemTag: tag.optional(),
+  bitmapFile: z.union([z.literal('none'), absolutePath]),
+  asyncReplication: z.boolean(),
+}).strict();
+
+/** Pre-Extend and Extend (common/wizard-rules.ts's ExtendForm). */
+export const extendRequest = z.object({
+  templateServer: serverName,
+  tag,
+  targetServer: serverName,
+  switchback: z.enum(['intelligent', 'automatic']),
+  templatePriority: priority.nullable(),
+  targetPriority: priority,
+  mountPoint: z.string().max(4096),
+  rootTag: z.string().max(64),
+  targetDisk: absolutePath,
+  dataKeeperTag: tag,
+  bitmapFile: z.union([z.literal('none'), absolutePath]),
+  pairs: z.array(z.object({ other: serverName, addresses: z.tuple([hostName, hostName]), mode: z.enum(['sync', 'async']) }).strict()).max(63),
+}).strict();
+
 // ---- the methods ----
 
 const agentMethod = z.string().regex(/^(agent|mirror|resource)\.[a-z]+$/, 'an agent method is like "mirror.status"');
@@ -187,6 +224,14 @@ export const consoleMethods = {
   resourceDatabase: z.tuple([]),
   /** The database as the caller wants it, with the version it read (saved as version + 1). */
   saveResourceDatabase: z.tuple([resourceDatabase]),
+  createHierarchy: z.tuple([hierarchyRequest]),
+  extendHierarchy: z.tuple([extendRequest]),
+  unextendHierarchy: z.tuple([tag, serverName]),
+  deleteHierarchy: z.tuple([tag]),
+  inService: z.tuple([tag, serverName]),
+  outOfService: z.tuple([tag, serverName]),
+  createDependency: z.tuple([tag, tag]),
+  deleteDependency: z.tuple([tag, tag]),
 } as const;
 
 export type ConsoleMethod = keyof typeof consoleMethods;
@@ -215,6 +260,20 @@ export interface ConsoleApi {
    * no longer db.version (someone saved meanwhile: reload and make the change again).
    */
   saveResourceDatabase(db: ResourceDatabase): Promise<ResourceDatabase>;
+  /** resource.create on request.server, then the resource database (equivalency priority 1). */
+  createHierarchy(request: HierarchyRequest): Promise<{ tag: string; export: string; device: string | null; mountPoint: string | null; warning: string }>;
+  /** mirror.accept on the target, mirror.extend on the source (undone if it fails), priorities saved. */
+  extendHierarchy(request: ExtendForm): Promise<{ tag: string; target: string; mode: string; warning: string }>;
+  /** mirror.unextend on the source, mirror.release on `server`; never the server where it is in service. */
+  unextendHierarchy(tag: string, server: string): Promise<{ tag: string; server: string; warning: string }>;
+  /** From every server: each target released, then the source's mirror deleted; the resources above it too. */
+  deleteHierarchy(tag: string): Promise<{ tag: string; removed: string[]; warning: string }>;
+  /** mirror.inservice on `server`: on a target this is the manual switchover (refused while it resyncs). */
+  inService(tag: string, server: string): Promise<{ message: string }>;
+  outOfService(tag: string, server: string): Promise<{ message: string }>;
+  /** The resource database: parent depends on child (a parent is above its child in the hierarchy tree). */
+  createDependency(parent: string, child: string): Promise<{ parent: string; child: string }>;
+  deleteDependency(parent: string, child: string): Promise<{ parent: string; child: string }>;
 }
 
 /** Checks a call's method and arguments; returns the parsed arguments or throws an Error naming the field. */

@@ -5,6 +5,24 @@ export type ReplicationMode = 'sync' | 'async';
 /** What the link to one target is doing. */
 export type LinkState = 'connecting' | 'resyncing' | 'mirroring' | 'paused' | 'split-brain' | 'refused';
 
+/** The rewind log settings (manual: mirror_settings logdir / logmax) and, on a target, the log itself. */
+export interface RewindLogStatus {
+  dir: string;
+  maxBytes: number;
+  /** Target: the log is being kept (every write journalled). */
+  kept?: boolean;
+  entries?: number;
+  bytes?: number;
+  /** Times (ms since the epoch, with microseconds) a view can be opened between. */
+  start?: number | null;
+  end?: number | null;
+  bookmarks?: number;
+  /** Why the log the settings ask for is not kept. */
+  error?: string;
+  /** The rewound view open now. */
+  view?: { time: number; socket: string; mountPoint: string | null } | null;
+}
+
 /** The manual's mirror status words (and "Split Brain", its Troubleshooting entry, made visible). */
 export type MirrorStatusWord = 'Fully Operational' | 'Paused' | 'Resyncing' | 'Out Of Sync' | 'Split Brain';
 
@@ -59,13 +77,15 @@ export interface MirrorStatus {
   consistent?: boolean;
   /** Target: the node it last knew as source. */
   lastSource?: string | null;
-  rewindLog: { dir: string; maxBytes: number };
+  rewindLog: RewindLogStatus;
   /** The file system resource over the mirror: mounted on the node where it is in service. */
   fileSystem: { tag: string; mountPoint: string; fstype: string; device: string | null; mounted: boolean; error: string } | null;
   /** Path of the NBD socket on the source (the NetRAID device's export). */
   exportSocket: string | null;
   bitmap: { file: string | null; chunkSize: number; chunks: number };
   asyncLimit: number;
+  /** Source: whether targets may be asynchronous (the hierarchy's "Enable Asynchronous Replication"). */
+  asyncAllowed?: boolean;
   compression: number;
   targets: TargetStatus[];
   /** On a target: the source currently connected, if any. */

@@ -7,6 +7,7 @@ import { formatMirrorStatus, formatSize, type MirrorStatus } from '../../common/
 import { UsageError } from './usage-error.js';
 import { runCertificates } from './cert-command.js';
 import { runCtl } from './ctl-command.js';
+import { formatRewindTime, parseRewindTime } from '../../common/rewind.js';
 
 export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent on this node; state under $TANDEM_HOME)
 
@@ -30,6 +31,16 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
                                                 keeps what changes meanwhile)
   resolve TAG --survivor NODE                   after a split brain, on the node whose changes are to be
                                                 discarded: it becomes a target of NODE and is resynced
+  bookmark TAG NAME                             a rewind-log bookmark: on the source it goes to every target in
+                                                the write stream; on a target, into its own log
+  bookmarks TAG [--json]                        on a target: its rewind log's span and bookmarks
+  rewind TAG (--time TIME | --bookmark NAME) [--no-mount]
+                                                on a paused target: open the data as it was at TIME, exported
+                                                read-only (and a file system mounted read-only)
+  rewind TAG --close                            close (unmount) the rewound view
+  recover TAG (--time TIME | --bookmark NAME)   on a target, mirror resumed and in sync: switch over to it
+                                                with its data rewound to TIME; the old source gets only the
+                                                chunks that differ (TIME: ISO 8601, e.g. 2026-11-30T18:01:02.123456Z)
   ca init | cert issue | cert show              the cluster CA and node certificates; \`tandem cert help\`
   ctl                                           JSON-RPC 2.0 to the agent on stdin/stdout, one object per
                                                 line (what the console runs over SSH)
@@ -46,6 +57,12 @@ export function formatStatusTable(mirrors: MirrorStatus[]): string {
   for (const m of mirrors) {
     if (m.role === 'target') {
       lines.push(`${m.tag}: target on ${m.node}, ${m.state}, ${m.disk} (${formatSize(m.size)}), source ${m.source ? `${m.source} connected` : `${m.lastSource ?? 'none'} not connected`}${m.exportSocket ? `; readable (read-only) at ${m.exportSocket}` : ''}`);
+      const rl = m.rewindLog;
+      if (rl.kept) {
+        lines.push(`  rewind log: ${rl.dir}, ${rl.entries ?? 0} entries (${formatSize(rl.bytes ?? 0)}${rl.maxBytes ? ` of at most ${formatSize(rl.maxBytes)}` : ''}), from ${formatRewindTime(rl.start ?? 0)}, ${rl.bookmarks ?? 0} bookmark${rl.bookmarks === 1 ? '' : 's'}${rl.view ? `; rewound view at ${formatRewindTime(rl.view.time)} open${rl.view.mountPoint ? `, mounted at ${rl.view.mountPoint}` : ''}` : ''}`);
+      } else if (rl.error) {
+        lines.push(`  rewind log not kept: ${rl.error}`);
+      }
       continue;
     }
     const flags = [m.lastOwner ? 'last_owner' : '', m.dataCorrupt ? 'data_corrupt' : ''].filter(Boolean).join(', ');
@@ -165,6 +182,64 @@ export async function runTandem(argv: string[]): Promise<number> {
       if (!values.survivor) throw new UsageError('resolve needs --survivor NODE (the node whose data is kept)');
       const r = (await call('mirror.resolve', { tag: tagOf(positionals), survivor: values.survivor })) as { message: string };
       print(`${r.message}\n`);
+      return 0;
+    }
+    case 'bookmark': {
+      const { positionals } = parse({});
+      const tag = tagOf(positionals);
+      if (positionals.length !== 2) throw new UsageError(`bookmark needs a TAG and a NAME (quote a name with spaces): tandem bookmark ${tag} NAME`);
+      const r = (await call('mirror.bookmark', { tag, name: positionals[1] })) as { name: string; marked: string[]; missed: Array<{ node: string; why: string }>; time?: number };
+      const missed = r.missed.length ? `; not on ${r.missed.map((m) => `${m.node} (${m.why})`).join(', ')}` : '';
+      print(`bookmark "${r.name}" marked in the rewind log on ${r.marked.join(', ')}${r.time !== undefined ? ` at ${formatRewindTime(r.time)}` : ''}${missed}\n`);
+      return 0;
+    }
+    case 'bookmarks': {
+      const { values, positionals } = parse({ json: { type: 'boolean', default: false } });
+      const r = (await call('mirror.bookmarks', { tag: tagOf(positionals) })) as {
+        tag: string; dir: string; start: number; end: number; entries: number; bytes: number; bookmarks: Array<{ name: string; time: number }>;
+      };
+      if (values.json) {
+        print(r);
+        return 0;
+      }
+      const lines = [`${r.tag}: rewind log ${r.dir}, ${r.entries} entries (${formatSize(r.bytes)}), from ${formatRewindTime(r.start)} to ${formatRewindTime(r.end)}`];
+      if (r.bookmarks.length === 0) lines.push('no bookmarks');
+      for (const b of r.bookmarks) lines.push(`${formatRewindTime(b.time)}  ${b.name}`);
+      print(lines.join('\n') + '\n');
+      return 0;
+    }
+    case 'rewind':
+    case 'recover': {
+      const { values, positionals } = parse({
+        time: { type: 'string' }, bookmark: { type: 'string' },
+        ...(command === 'rewind' ? { close: { type: 'boolean', default: false }, 'no-mount': { type: 'boolean', default: false } } : {}),
+      });
+      const tag = tagOf(positionals);
+      if (values.close) {
+        if (values.time || values.bookmark) throw new UsageError('rewind --close takes no --time or --bookmark');
+        const r = (await call('mirror.rewindclose', { tag })) as { closed: boolean };
+        print(r.closed ? `${tag}: the rewound view is closed\n` : `${tag}: no rewound view was open\n`);
+        return 0;
+      }
+      if (!values.time === !values.bookmark) throw new UsageError(`${command} needs --time TIME or --bookmark NAME (one of them)\n\n${TANDEM_USAGE}`);
+      let time: number | undefined;
+      if (typeof values.time === 'string') {
+        const t = parseRewindTime(values.time);
+        if (t === null) throw new UsageError(`--time "${values.time}" is not a time: use ISO 8601 (UTC), e.g. 2026-11-30T18:01:02.123456Z, as tandem bookmarks prints them`);
+        time = t;
+      }
+      const bookmark = typeof values.bookmark === 'string' ? values.bookmark : undefined;
+      if (command === 'recover') {
+        const r = (await call('mirror.inservice', { tag, ...(time !== undefined ? { rewindTo: time } : { rewindBookmark: bookmark }) })) as { message: string };
+        print(`${r.message}\n`);
+        return 0;
+      }
+      const r = (await call('mirror.rewind', { tag, ...(time !== undefined ? { time } : { bookmark }), mount: !values['no-mount'] })) as {
+        time: number; socket: string; exportName: string; changedBlocks: number; mountPoint: string | null;
+      };
+      print(`${tag} rewound to ${formatRewindTime(r.time)} (${r.changedBlocks} blocks from the rewind log; the target is unchanged)\n` +
+        `  read-only export: nbd+unix:///${r.exportName}?socket=${r.socket}\n` +
+        (r.mountPoint ? `  mounted read-only at ${r.mountPoint}\n` : ''));
       return 0;
     }
     case 'ca':

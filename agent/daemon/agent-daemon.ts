@@ -19,13 +19,17 @@ import { loadNodeCredentials, type NodeCredentials } from '../replication/transp
 import type { GenerationNotice, Hello, MemberInfo, Switched } from '../replication/wire.js';
 import { ControlServer, RpcError } from '../control/json-rpc.js';
 import type { Logger } from '../log.js';
-import type { MirrorStatus } from '../../common/mirror-status.js';
+import type { MirrorStatus, RewindLogStatus } from '../../common/mirror-status.js';
 import { TANDEM_VERSION } from '../../common/version.js';
 import { agentPaths, ensureDirs, readJson, writeJsonAtomic, type AgentPaths } from './home.js';
 import { freeSlot, writeFlagFiles, type MirrorRecord, type StateFile } from './mirror-record.js';
 import { attachExport } from '../resources/device-attach.js';
 import { mountFileSystem, unmountFileSystem } from '../resources/filesystem.js';
 import { controlHandlers } from './control-handlers.js';
+import { TargetRewind } from '../rewind/target-rewind.js';
+import { mirroredDiskUnder, type MirroredDisk } from '../rewind/log-location.js';
+import { isoMicro } from '../rewind/journal.js';
+import { RewoundView } from '../rewind/rewound-view.js';
 import { ResourceDbStore } from './resource-db-store.js';
 
 export { DEFAULT_CHUNK_SIZE, DEFAULT_ASYNC_LIMIT } from './mirror-record.js';
@@ -64,6 +68,10 @@ export interface TargetEntry {
   appliedBytes: number;
   view: NbdServer | null;
   viewChange: Promise<void>;
+  /** The rewind log and the rewound view being explored. */
+  rewind: TargetRewind;
+  /** Settling the rewind log to the settings (see syncRewindLog). */
+  rewindSync: Promise<void>;
 }
 
 export interface DaemonOptions {
@@ -169,11 +177,12 @@ export class AgentDaemon {
     this.targets.clear();
   }
 
-  info(): { node: string; version: string; replication: string; resourceDatabaseVersion: number } {
-    // The database version rides along with every status push, so consoles notice another console's save.
+  info(): { node: string; version: string; replication: string; resourceDatabaseVersion: number; bitmapDir: string } {
+    // The database version rides along with every status push, so consoles notice another console's save;
+    // bitmapDir: where a bitmap file goes by default, so the console's wizards can show the real path.
     return {
       node: this.node, version: TANDEM_VERSION, replication: `${this.options.replicationHost}:${this.replicationPort}`,
-      resourceDatabaseVersion: this.resourceDb.database.version,
+      resourceDatabaseVersion: this.resourceDb.database.version, bitmapDir: this.paths.bitmapDir,
     };
   }
 
@@ -220,17 +229,56 @@ export class AgentDaemon {
       void s.close();
       throw err;
     }
-    const entry: TargetEntry = { record, store: s, log, connected: null, lostSourceInSync: false, appliedBytes: 0, view: null, viewChange: Promise.resolve() };
+    const entry: TargetEntry = {
+      record, store: s, log, connected: null, lostSourceInSync: false, appliedBytes: 0, view: null, viewChange: Promise.resolve(),
+      rewind: new TargetRewind(record.tag, this.paths.runDir, this.log.child(`[${record.tag} rewind]`)), rewindSync: Promise.resolve(),
+    };
     this.targets.set(record.tag, entry);
     this.setTargetView(entry, true);
+    this.syncRewindLog(entry);
     return entry;
   }
 
   async closeTarget(t: TargetEntry): Promise<void> {
     this.setTargetView(t, false);
     await t.viewChange;
+    await t.rewindSync;
+    await t.rewind.close();
     t.log?.close();
     await t.store.close();
+  }
+
+  /** The disks this node's mirrors use, for refusing a rewind log on one of them. */
+  mirroredDisks(): MirroredDisk[] {
+    const out: MirroredDisk[] = [];
+    for (const s of this.sources.values()) out.push({ tag: s.record.tag, disk: s.record.disk, device: s.resource?.device ?? null, fileSystem: s.record.fileSystem ?? null });
+    for (const t of this.targets.values()) out.push({ tag: t.record.tag, disk: t.record.disk, fileSystem: t.record.fileSystem ?? null });
+    return out;
+  }
+
+  /** Why `logdir` cannot hold a rewind log (it is on a mirrored disk), or null. */
+  refuseLogDir(logdir: string): string | null {
+    const why = mirroredDiskUnder(logdir, this.mirroredDisks());
+    return why ? `logdir ${logdir} ${why}; the rewind log cannot be on a mirrored disk: choose a folder on another disk (ideally a separate physical disk from any mirror)` : null;
+  }
+
+  /**
+   * Makes a target's rewind log what its settings say. Run at start, when the source disconnects (the
+   * manual: settings take effect when the mirror is paused and resumed) and when settings change while
+   * no source is connected; never while writes are being applied.
+   */
+  syncRewindLog(t: TargetEntry): Promise<void> {
+    t.rewindSync = t.rewindSync.then(async () => {
+      if (t.connected || this.targets.get(t.record.tag) !== t) return;
+      const r = t.record;
+      const kept = await t.rewind.sync({ tag: r.tag, logdir: r.logdir, logmax: r.logmax, rewindLogKept: r.rewindLogKept }, (dir) => this.refuseLogDir(dir));
+      if ((r.rewindLogKept ?? '') !== kept) {
+        if (kept) r.rewindLogKept = kept;
+        else delete r.rewindLogKept;
+        this.persist();
+      }
+    }).catch((e: Error) => this.log.error(`${t.record.tag}: rewind log: ${e.message}`));
+    return t.rewindSync;
   }
 
   /** Detaches a target copy without closing its disk (it becomes the source's disk). */
@@ -239,6 +287,8 @@ export class AgentDaemon {
     this.targets.delete(t.record.tag);
     this.setTargetView(t, false);
     await t.viewChange;
+    await t.rewindSync;
+    await t.rewind.closeView();
     t.log?.close();
   }
 
@@ -302,7 +352,7 @@ export class AgentDaemon {
     this.persist();
     const slot = r.slots[hello.source];
     const dirty = t.log && slot !== undefined && t.log.dirtyCount(slot) > 0 ? (t.log.slots[slot] as { bytes: Buffer }).bytes.toString('base64') : '';
-    return { store: t.store, welcome: { generations: r.generations, consistent: r.consistent, dirty } };
+    return { store: t.store, welcome: { generations: r.generations, consistent: r.consistent, dirty }, journal: t.rewind.journal };
   }
 
   private onSourceChange(tag: string, source: string | null): void {
@@ -315,7 +365,10 @@ export class AgentDaemon {
       // Losing the source while holding a usable copy is what makes a failover here safe.
       if (t.connected && t.record.consistent) t.lostSourceInSync = true;
       t.connected = null;
+      this.syncRewindLog(t);
     }
+    // A rewound view is explored while paused only: from now on the target changes.
+    if (source) void t.rewind.closeView().catch((e: Error) => this.log.error(`${tag}: closing the rewound view: ${e.message}`));
     this.setTargetView(t, source === null);
   }
 
@@ -334,7 +387,8 @@ export class AgentDaemon {
 
   // ---- source copies -------------------------------------------------------------------------
 
-  async openSource(record: MirrorRecord, phase: SourcePhase, store?: BlockStore): Promise<SourceEntry> {
+  /** @param prepare runs on the open mirror before it goes in service (a rewind's rollback) */
+  async openSource(record: MirrorRecord, phase: SourcePhase, store?: BlockStore, prepare?: (mirror: SourceMirror) => Promise<void>): Promise<SourceEntry> {
     const entry: SourceEntry = {
       record, phase, mirror: null, server: null, probeTimer: null, startWaiters: [], rotating: null,
       resource: null, resourceReady: Promise.resolve(), resourceError: '',
@@ -350,6 +404,7 @@ export class AgentDaemon {
       this.sources.delete(record.tag);
       throw err;
     }
+    if (prepare) await prepare(entry.mirror);
     if (phase === 'in service' || entry.mirror.links.length === 0) await this.goInService(entry);
     else this.startProbe(entry);
     return entry;
@@ -513,8 +568,12 @@ export class AgentDaemon {
     this.finishStart(entry, `${r.tag}: this node became a target of ${newSource}: ${why}`);
   }
 
-  /** A target copy becomes the source (failover, switchover, force). */
-  async promote(t: TargetEntry, why: string): Promise<SourceEntry> {
+  /**
+   * A target copy becomes the source (failover, switchover, force). With `rewindTo`, before it goes in
+   * service its data is rewound to that time from the rewind log: every block written since is written
+   * back through the new mirror, so its targets get exactly those blocks (or resync just their chunks).
+   */
+  async promote(t: TargetEntry, why: string, rewindTo?: number, rolledBack?: { blocks: number; bytes: number }): Promise<SourceEntry> {
     const r = t.record;
     if (r.size === 0) throw new RpcError(`this node's copy of "${r.tag}" never received data from a source; there is nothing to bring in service`);
     await this.detachTarget(t);
@@ -543,7 +602,25 @@ export class AgentDaemon {
     // Every other node starts from what we both held when we last agreed: our (empty) bitmap for it is
     // complete from the generation we hold now, and our first write starts a new one.
     for (const m of targets) if (r.generations.peers[m.node] === undefined) r.generations.peers[m.node] = r.generations.current;
-    const entry = await this.openSource(r, 'in service', t.store);
+    const rollback = rewindTo === undefined ? undefined : async (mirror: SourceMirror) => {
+      const journal = t.rewind.requireJournal();
+      const view = new RewoundView(t.store, journal, journal.overlayAt(rewindTo), rewindTo, mirror.size);
+      try {
+        for (const run of view.changedRuns()) {
+          await mirror.write(run.offset, [await view.read(run.offset, run.length)], false);
+          if (rolledBack) rolledBack.bytes += run.length;
+        }
+        await mirror.flush();
+        if (rolledBack) rolledBack.blocks = view.changedBlocks;
+      } finally {
+        await view.close();
+      }
+      this.log.warn(`${r.tag}: rewound to ${isoMicro(rewindTo)}: ${view.changedBlocks} blocks written back from the rewind log`);
+    };
+    const entry = await this.openSource(r, 'in service', t.store, rollback);
+    // A source keeps no rewind log; when this node is a target again its log starts afresh.
+    await t.rewind.remove();
+    delete r.rewindLogKept;
     this.persist();
     this.log.warn(`${r.tag}: in service on ${this.node} (${why})`);
     return entry;
@@ -664,7 +741,8 @@ export class AgentDaemon {
   // ---- actions (used by the control handlers) --------------------------------------------------
 
   /** Bring the mirror in service on this node: start a returning source, switch over, or fail over. */
-  async inService(tag: string, force: boolean): Promise<string> {
+  async inService(tag: string, force: boolean, rewindTo?: number): Promise<string> {
+    if (rewindTo !== undefined) return this.recoverRewound(tag, rewindTo);
     const s = this.sources.get(tag);
     if (s) {
       if (s.phase === 'in service') {
@@ -721,6 +799,37 @@ export class AgentDaemon {
     return `${tag} in service on ${this.node} (${force ? 'forced' : `failover from ${source}`})`;
   }
 
+  /**
+   * The manual's rewind recovery "Move applications to the target": the switchover to this target,
+   * whose data then goes back to `time` before it goes in service; the old source becomes its target and
+   * gets only the chunks that differ. Needs the mirror resumed and this target in sync (a switchover).
+   */
+  private async recoverRewound(tag: string, time: number): Promise<string> {
+    const t = this.targets.get(tag);
+    if (!t) {
+      if (this.sources.has(tag)) throw new RpcError(`this node (${this.node}) is the source of "${tag}"; run the rewind recovery on the target whose rewound data is to be used`);
+      throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
+    }
+    t.rewind.checkTime(time);
+    const source = t.connected ?? t.record.source ?? 'the source';
+    if (!t.connected) {
+      throw new RpcError(`moving applications to ${this.node} is a switchover, which needs the mirror resumed: on ${source} run mirror_action ${tag} resume ${source} ${this.node}, wait until it is Fully Operational, then run this again (the rewind log keeps the point)`);
+    }
+    if (!t.record.consistent) throw new RpcError(`this node (${this.node}) is being resynced from ${t.connected}; wait until the mirror is Fully Operational, then run this again`);
+    await t.rewind.closeView();
+    const answer = await this.replication.requestSwitchover(tag);
+    if (!answer.ok) throw new RpcError(`switchover refused by ${source}: ${answer.message}`);
+    if (answer.generations && answer.generations.current !== t.record.generations.current) {
+      throw new RpcError(`${source} went out of service but this node does not hold its latest generation; bring it back in service there`);
+    }
+    const rolledBack = { blocks: 0, bytes: 0 };
+    const promoted = await this.promote(t, `rewind to ${isoMicro(time)}, switchover from ${source}`, time, rolledBack);
+    await promoted.resourceReady;
+    const done = `${tag} rewound to ${isoMicro(time)} and switched over: in service on ${this.node}; ${rolledBack.blocks} blocks (${rolledBack.bytes} bytes) written back, and only their chunks go to ${source}, now its target`;
+    if (promoted.resourceError) throw new RpcError(`${done}, but ${promoted.resourceError}`);
+    return done;
+  }
+
   async outOfService(tag: string): Promise<string> {
     const s = this.sources.get(tag);
     if (!s) {
@@ -756,6 +865,16 @@ export class AgentDaemon {
     return `${tag}: this node (${this.node}) is now a target of ${survivor}; its diverged chunks will be resynced from ${survivor}`;
   }
 
+  private rewindStatus(t: TargetEntry): RewindLogStatus {
+    const j = t.rewind.journal;
+    const v = t.rewind.view;
+    return {
+      dir: t.record.logdir, maxBytes: t.record.logmax, kept: j !== null, entries: j?.entries ?? 0, bytes: j?.totalBytes ?? 0,
+      start: j?.startTime ?? null, end: j?.endTime ?? null, bookmarks: j?.bookmarks().length ?? 0, error: t.rewind.error,
+      view: v ? { time: v.time, socket: v.socket, mountPoint: v.mountPoint } : null,
+    };
+  }
+
   status(tag?: string): MirrorStatus[] {
     const out: MirrorStatus[] = [];
     for (const s of this.sources.values()) {
@@ -771,6 +890,7 @@ export class AgentDaemon {
         rewindLog: { dir: r.logdir, maxBytes: r.logmax },
         fileSystem: r.fileSystem ? { ...r.fileSystem, device: s.resource?.device ?? null, mounted: s.resource !== null, error: s.resourceError } : null,
         targets: m ? m.links.map((l) => l.status()) : [],
+        asyncAllowed: r.asyncAllowed !== false,
       });
     }
     for (const t of this.targets.values()) {
@@ -782,7 +902,7 @@ export class AgentDaemon {
         lastOwner: false, dataCorrupt: false, generation: r.generations.current, consistent: r.consistent,
         exportSocket: t.view ? this.paths.targetExportSocket(r.tag) : null,
         bitmap: { file: r.bitmap, chunkSize: r.chunkSize, chunks: r.size ? Math.ceil(r.size / r.chunkSize) : 0 },
-        asyncLimit: r.asyncLimit, compression: r.compression, rewindLog: { dir: r.logdir, maxBytes: r.logmax },
+        asyncLimit: r.asyncLimit, compression: r.compression, rewindLog: this.rewindStatus(t),
         fileSystem: r.fileSystem ? { ...r.fileSystem, device: null, mounted: false, error: '' } : null,
         targets: [], source: t.connected, lastSource: r.source,
       });

@@ -11,7 +11,10 @@ import { DEFAULT_ASYNC_LIMIT, DEFAULT_CHUNK_SIZE, freeSlot, type MirrorRecord } 
 import { bringUpResource, gatherHierarchyContext, HierarchyValidationError, planResource } from '../resources/create-resource.js';
 import { listDisks } from '../resources/eligible-disks.js';
 import type { HierarchyRequest } from '../../common/hierarchy.js';
-import type { AgentDaemon, SourceEntry } from './agent-daemon.js';
+import type { AgentDaemon, SourceEntry, TargetEntry } from './agent-daemon.js';
+import { RewindError } from '../rewind/target-rewind.js';
+import { JournalError } from '../rewind/journal.js';
+import { MAX_BOOKMARK_NAME } from '../replication/wire.js';
 import { ResourceDatabaseError } from '../../common/resource-database.js';
 import { StaleResourceDatabase } from './resource-db-store.js';
 
@@ -75,10 +78,36 @@ class Params {
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && NODE_PATTERN.test(x))) throw new RpcError(`parameter "${name}" must be a list of node names`, INVALID);
     return v as string[];
   }
+  /** A time: milliseconds since the epoch (microseconds as the fraction). */
+  time(name: string): number | undefined {
+    const v = this.p[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RpcError(`parameter "${name}" must be a time in milliseconds since 1970 (a number)`, INVALID);
+    return v;
+  }
   path(name: string): string {
     const v = this.str(name);
     if (!path.isAbsolute(v)) throw new RpcError(`parameter "${name}": "${v}" must be an absolute path`, INVALID);
     return v;
+  }
+}
+
+/** A bookmark's name: what the administrator reads in the list, so printable and not too long. */
+function bookmarkName(name: string): string {
+  const control = [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+  if (control || Buffer.byteLength(name, 'utf8') > MAX_BOOKMARK_NAME || name.trim() === '') {
+    throw new RpcError(`bookmark name ${JSON.stringify(name)} is not valid: use up to ${MAX_BOOKMARK_NAME} bytes of printable text`, INVALID);
+  }
+  return name;
+}
+
+/** Rewind errors are the administrator's to fix: reported as such, with their message. */
+async function rewindErrors<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (err instanceof RewindError || err instanceof JournalError) throw new RpcError(err.message);
+    throw err;
   }
 }
 
@@ -104,6 +133,32 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     return s;
   };
 
+  /** The target copy of `tag` here; on the source, `onSource` says why this runs on a target. */
+  const target = (tag: string, onSource = 'this runs on a target'): TargetEntry => {
+    const t = d.targets.get(tag);
+    if (t) return t;
+    const s = d.sources.get(tag);
+    if (s) {
+      const targets = (s.mirror?.links.map((l) => l.config.node) ?? s.record.targets.map((x) => x.node)).join(', ') || 'none yet';
+      throw new RpcError(`this node (${d.node}) is the source of "${tag}"; ${onSource} (targets: ${targets}): run this there`);
+    }
+    throw notHere(tag);
+  };
+
+  /** A time given directly or as a bookmark's name. */
+  const rewindTime = (t: TargetEntry, time: number | undefined, bookmark: string | undefined): number => {
+    if ((time === undefined) === (bookmark === undefined)) throw new RpcError('give the rewind point either as "time" or as "bookmark"', INVALID);
+    if (time !== undefined) return time;
+    const journal = t.rewind.journal;
+    if (!journal) throw new RpcError(t.rewind.error || `this target keeps no rewind log for "${t.record.tag}"; set one with: mirror_settings ${t.record.tag} logdir DIR`);
+    const b = journal.findBookmark(bookmark as string);
+    if (!b) {
+      const names = journal.bookmarks().map((x) => `"${x.name}"`);
+      throw new RpcError(`no bookmark "${bookmark}" in the rewind log of "${t.record.tag}"; bookmarks: ${names.join(', ') || 'none'} (tandem bookmarks ${t.record.tag})`);
+    }
+    return b.time;
+  };
+
   const selectLinks = (s: SourceEntry, nodes: string[]): TargetLink[] => {
     const links = s.mirror!.links;
     if (nodes.length === 0) return links.slice();
@@ -120,6 +175,13 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     for (const e of [...d.sources.values(), ...d.targets.values()]) set.add(real(e.record.disk));
     for (const s of d.sources.values()) if (s.resource) set.add(s.resource.device);
     return set;
+  };
+
+  // The other targets learn the mirror's members only in the source's HELLO, and a target needs them
+  // to replicate to everyone after a switchover or failover: a change of targets reconnects them
+  // (what a pause and resume does), which resyncs only what the bitmap says changed meanwhile.
+  const refreshMembers = (links: TargetLink[]) => {
+    for (const l of links) if (!l.config.paused) l.restartResync();
   };
 
   const checkNewDisk = (tag: string, disk: string) => {
@@ -230,6 +292,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       // '' = it never held a copy: its bitmap (just set) says everything it needs.
       s.record.generations.peers[node] = '';
       mirror.addTarget({ node, address, localAddress, mode, slot, paused: false }, initialSync === 'checksum');
+      refreshMembers(mirror.links.filter((l) => l.config.node !== node));
       d.persist();
       return { tag: s.record.tag, node, slot };
     },
@@ -242,6 +305,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       if (!link) throw new RpcError(`"${node}" is not a target of "${s.record.tag}"`);
       delete s.record.slots[node];
       delete s.record.generations.peers[node];
+      refreshMembers(s.mirror!.links);
       d.persist();
       return { tag: s.record.tag, node };
     },
@@ -251,6 +315,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const tag = a.tag();
       const t = d.targets.get(tag);
       if (!t) throw new RpcError(`this node (${d.node}) is not a target of "${tag}"`);
+      await t.rewind.remove(); // its history ends with the copy
       d.targets.delete(tag);
       await d.closeTarget(t);
       if (t.record.bitmap) fs.rmSync(t.record.bitmap, { force: true });
@@ -272,7 +337,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     // The manual's mirror_settings: stored now, used from the next (re)connection of each target, i.e.
     // after a pause and resume, as the manual says. It may be run on targets too (they use the settings
     // when they become source).
-    'mirror.settings': (p) => {
+    'mirror.settings': async (p) => {
       const a = new Params(p, 'mirror.settings', ['tag', 'setting', 'value']);
       const tag = a.tag();
       if (!a.has('setting')) throw new RpcError('missing parameter "setting"', INVALID);
@@ -296,12 +361,18 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
         // "" disables rewind logging (manual: mirror_settings datarep-ext3 logdir "").
         const dir = value.replace(/^["“”]+|["“”]+$/g, '');
         if (dir !== '' && !path.isAbsolute(dir)) throw new RpcError(`logdir must be an absolute directory, or "" to disable rewind logging; not "${value}"`, INVALID);
+        const refused = dir === '' ? null : d.refuseLogDir(dir);
+        if (refused) throw new RpcError(refused, INVALID);
         r.logdir = dir;
       } else {
         if (!/^\d+$/.test(value)) throw new RpcError(`logmax takes a size in bytes (0 = no limit), not "${value}"`, INVALID);
         r.logmax = Number(value);
       }
       d.persist();
+      // A target that no source replicates into (paused) takes the log settings now: they are in
+      // effect when the mirror is resumed, as the manual says.
+      const t = d.targets.get(tag);
+      if (t && !t.connected && (setting === 'logdir' || setting === 'logmax')) await d.syncRewindLog(t);
       return { tag, setting, value, takesEffect: 'at the next pause and resume' };
     },
 
@@ -411,8 +482,78 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     },
 
     'mirror.inservice': async (p) => {
-      const a = new Params(p, 'mirror.inservice', ['tag', 'force']);
-      return { message: await d.inService(a.tag(), a.bool('force')) };
+      const a = new Params(p, 'mirror.inservice', ['tag', 'force', 'rewindTo', 'rewindBookmark']);
+      const tag = a.tag();
+      const time = a.time('rewindTo');
+      const bookmark = a.optStr('rewindBookmark');
+      const rewindTo = time === undefined && bookmark === undefined ? undefined : rewindTime(target(tag, 'a rewind recovery runs on the target whose rewound data is to be used'), time, bookmark);
+      if (rewindTo !== undefined && a.bool('force')) throw new RpcError('rewindTo and force exclude each other: a rewind recovery is a switchover', INVALID);
+      return { message: await rewindErrors(() => d.inService(tag, a.bool('force'), rewindTo)) };
+    },
+
+    // ---- the rewind log (manual: Create and View Rewind Bookmarks, Rewind and Recover Data) ----
+
+    'mirror.bookmark': async (p) => {
+      const a = new Params(p, 'mirror.bookmark', ['tag', 'name']);
+      const tag = a.tag();
+      const name = bookmarkName(a.str('name'));
+      const s = d.sources.get(tag);
+      if (s) {
+        if (!s.mirror) throw new RpcError(`"${tag}" is out of service on this node; bring it in service first (tandem inservice ${tag})`);
+        // In the write stream: the same point of the data on every target.
+        const r = await s.mirror.bookmark(name);
+        if (r.marked.length === 0) {
+          const why = r.missed.map((m) => `${m.node} ${m.why}`).join(', ') || 'it has no targets';
+          throw new RpcError(`bookmark "${name}" reached no target of "${tag}" (${why}); bookmarks are kept in the targets' rewind logs, so resume the mirror first`);
+        }
+        return { tag, name, marked: r.marked, missed: r.missed };
+      }
+      const t = target(tag);
+      const journal = await rewindErrors(async () => t.rewind.requireJournal());
+      const [time] = await journal.append([{ bookmark: name }]);
+      return { tag, name, time, marked: [d.node], missed: [] };
+    },
+
+    'mirror.bookmarks': async (p) => {
+      // samples: candidate times spread over the log, or over the window (from, to] the rewind
+      // wizard's bisection is narrowing down (with the number of entries in it).
+      const a = new Params(p, 'mirror.bookmarks', ['tag', 'samples', 'from', 'to']);
+      const tag = a.tag();
+      const samples = a.int('samples', 20, 0, 1000);
+      const from = a.time('from') ?? -Infinity;
+      const to = a.time('to') ?? Infinity;
+      const t = target(tag, 'the rewind log is kept on the targets');
+      const j = await rewindErrors(async () => t.rewind.requireJournal());
+      return {
+        tag, node: d.node, dir: j.dir, start: j.startTime, end: j.endTime, entries: j.entries, bytes: j.totalBytes,
+        bookmarks: j.bookmarks(), samples: j.samples(samples, from, to), windowEntries: j.countBetween(from, to), view: t.rewind.view,
+      };
+    },
+
+    // Opens the rewound view at a time (or a bookmark's): exported read-only and, for a file-system
+    // resource, mounted read-only. The mirror must be paused: the target is never changed meanwhile.
+    'mirror.rewind': async (p) => {
+      const a = new Params(p, 'mirror.rewind', ['tag', 'time', 'bookmark', 'mount']);
+      const tag = a.tag();
+      const t = target(tag, 'a rewound view is opened on a target');
+      const time = rewindTime(t, a.time('time'), a.optStr('bookmark'));
+      if (t.connected) {
+        throw new RpcError(`${t.connected} is replicating into this target, so its data changes: a rewound view needs the mirror paused. On ${t.connected} run: mirror_action ${tag} pause ${t.connected} ${d.node}`);
+      }
+      const mount = p.mount === undefined ? true : a.bool('mount');
+      const fsr = mount && t.record.fileSystem ? t.record.fileSystem : null;
+      return { tag, ...(await rewindErrors(() => t.rewind.openView(time, t.store, fsr))) };
+    },
+
+    'mirror.rewindclose': async (p) => {
+      const a = new Params(p, 'mirror.rewindclose', ['tag']);
+      const tag = a.tag();
+      const t = target(tag, 'a rewound view is opened on a target');
+      const had = t.rewind.view !== null;
+      await t.rewind.closeView().catch((e: Error) => {
+        throw new RpcError(`the rewound view of "${tag}" cannot be closed: ${e.message}`);
+      });
+      return { tag, closed: had };
     },
 
     'mirror.outofservice': async (p) => {

@@ -48,6 +48,8 @@ export interface MirrorRecord {
   /** Rewind log settings (manual: mirror_settings logdir / logmax); used by the rewind log. */
   logdir: string;
   logmax: number;
+  /** Target: the rewind log folder kept continuously (every write journalled) up to now; absent: none. */
+  rewindLogKept?: string;
 }
 
 export interface FileSystemResource {

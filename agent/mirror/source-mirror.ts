@@ -3,7 +3,7 @@
 import type { BlockStore, ZeroOptions } from '../storage/block-store.js';
 import { chunkRange, type IntentLog } from '../intent-log/bitmap.js';
 import { compressWrite } from './compress.js';
-import { encodeSeqFrame, encodeWrite, encodeZero, FrameType, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
+import { encodeBookmark, encodeSeqFrame, encodeWrite, encodeZero, FrameType, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
 import type { Logger } from '../log.js';
 import { ChunkLocks } from './chunk-locks.js';
 import type { MirrorCore, MirrorPolicy } from './mirror-core.js';
@@ -132,6 +132,28 @@ export class SourceMirror implements BlockStore, MirrorCore {
     for (const link of this.links) if (link.send(frame, seq, 1, 0, 0) && link.isSync) waits.push(link.waitAck(seq));
     await this.local.flush();
     await Promise.all(waits);
+  }
+
+  /**
+   * A rewind-log bookmark, sent in the write stream so that it marks the same point on every target.
+   * Resolves when every target that got it has acknowledged it (journalled), or after 15 s.
+   */
+  async bookmark(name: string): Promise<{ marked: string[]; missed: Array<{ node: string; why: string }> }> {
+    const seq = this.nextSeq();
+    const frame = encodeBookmark(seq, name);
+    const marked: string[] = [];
+    const missed: Array<{ node: string; why: string }> = [];
+    const sent: TargetLink[] = [];
+    for (const link of this.links) {
+      if (link.send(frame, seq, 1, 0, 0)) sent.push(link);
+      else missed.push({ node: link.config.node, why: link.status().status.toLowerCase() });
+    }
+    const acked = await Promise.all(sent.map((link) => link.drain(15_000)));
+    sent.forEach((link, i) => {
+      if (acked[i]) marked.push(link.config.node);
+      else missed.push({ node: link.config.node, why: 'no acknowledgement within 15 s' });
+    });
+    return { marked, missed };
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,8 @@ import { BufferPool } from '../storage/buffer-pool.js';
 import { adoptSocket } from '../nbd/adopt-socket.js';
 import { createReplicationServer, type NodeCredentials } from './transport.js';
 import type { Logger } from '../log.js';
+import { journalOldData, OverlapTracker, type JournalOp } from '../rewind/journal-writes.js';
+import type { RewindJournal } from '../rewind/journal.js';
 import {
   encodeHashes, encodeRefuse, encodeSeqFrame, encodeSwitchover, encodeWelcome, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
   type Frame, type GenerationNotice, type Hello, type Refusal, type Switched, type Welcome,
@@ -15,7 +17,11 @@ import {
 
 /** What this node answers a source that connects for a mirror. */
 export type Admission =
-  | { store: BlockStore; welcome: Pick<Welcome, 'generations' | 'consistent' | 'dirty'> }
+  | {
+    store: BlockStore; welcome: Pick<Welcome, 'generations' | 'consistent' | 'dirty'>;
+    /** The rewind log: every write is journalled (durably) before it is applied. */
+    journal?: RewindJournal | null;
+  }
   | Refusal;
 
 /** How a target agent finds the volume for a mirror tag and keeps its generations. */
@@ -32,6 +38,9 @@ export interface TargetVolumes {
   onApplied?(tag: string, seq: number, bytes: number): void;
 }
 
+/** The rewind log could not take a write: nothing of it was applied. */
+class RewindLogFailure extends Error {}
+
 const HELLO_TIMEOUT_MS = 10_000;
 /** Past this much received but not yet applied, stop reading from the source. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -46,6 +55,7 @@ class TargetSession {
   private readonly assembler = new FrameAssembler();
   private hello: Hello | null = null;
   private store: BlockStore | null = null;
+  private journal: RewindJournal | null = null;
   private compression = 0;
   private queue: Queued[] = [];
   private queuedBytes = 0;
@@ -158,7 +168,7 @@ class TargetSession {
       this.queuedBytes += data.length;
       return;
     }
-    if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH && f.type !== FrameType.HASH_REQ) {
+    if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH && f.type !== FrameType.HASH_REQ && f.type !== FrameType.BOOKMARK) {
       return this.drop(`unexpected frame type ${f.type} from a source`);
     }
     this.queue.push({ frame: f, body: f.type === FrameType.WRITE ? body : null });
@@ -192,10 +202,56 @@ class TargetSession {
     if (previous) previous.close(); // a source that reconnects replaces its stale connection
     this.sessions.set(hello.tag, this);
     this.store = found;
+    this.journal = admitted.journal ?? null;
     // Any zlib level the source asks for is fine here: inflating costs the same for all of them.
     this.compression = Math.min(9, Math.max(0, Math.floor(hello.compression ?? 0)));
     this.socket.write(encodeWelcome({ size: found.size, node: this.node, compression: this.compression, ...admitted.welcome }));
     this.volumes.onSourceChange?.(hello.tag, hello.source);
+  }
+
+  /** Applies one message; false if the peer was dropped for it. */
+  private async applyOne(q: Queued, store: BlockStore, addBytes: (n: number) => void, setLast: (seq: number) => void): Promise<boolean> {
+    const { frame: f, body } = q;
+    if (f.type === FrameType.WRITE) {
+      if (f.offset + f.data.length > store.size) {
+        this.drop(`write beyond the end of ${store.description}`);
+        return false;
+      }
+      await store.write(f.offset, [f.data], false);
+      if (body) BufferPool.shared.release(body);
+      addBytes(f.data.length);
+      this.queuedBytes -= f.data.length;
+      setLast(f.seq);
+    } else if (f.type === FrameType.ZERO) {
+      if (f.offset + f.length > store.size) {
+        this.drop(`zero range beyond the end of ${store.description}`);
+        return false;
+      }
+      await store.writeZeroes(f.offset, f.length, { mayPunch: true, fua: false, fast: false });
+      setLast(f.seq);
+    } else if (f.type === FrameType.FLUSH || f.type === FrameType.BOOKMARK) {
+      // A bookmark without a rewind log marks nothing: there is no log to put it in.
+      setLast(f.seq);
+    } else if (f.type === FrameType.GEN) {
+      // A generation describes the data before it: make that durable first.
+      await store.flush();
+      if (this.closed) return false;
+      this.volumes.onGeneration?.(this.hello!.tag, this.hello!.source, f.gen);
+      setLast(f.gen.seq);
+    } else if (f.type === FrameType.HASH_REQ) {
+      // Hashes of the chunks as they are after everything sent before the request.
+      const chunkSize = this.hello!.chunkSize;
+      const hashes: Buffer[] = [];
+      for (let c = f.first; c < f.first + f.count; c++) {
+        const offset = c * chunkSize;
+        const length = Math.max(0, Math.min(chunkSize, this.hello!.size - offset));
+        const data = length > 0 ? await store.read(offset, length) : Buffer.alloc(0);
+        hashes.push(crypto.createHash('sha256').update(data).digest());
+      }
+      if (!this.closed) this.socket.write(encodeHashes(f.seq, f.first, hashes));
+      setLast(f.seq);
+    }
+    return true;
   }
 
   /** Applies everything queued, in order, then makes it durable and acknowledges the last one. */
@@ -203,55 +259,69 @@ class TargetSession {
     if (this.applying || !this.store) return;
     this.applying = true;
     const store = this.store;
+    const journal = this.journal;
     try {
-      while (this.queue.length > 0 && !this.closed) {
+      // With a rewind log, the epoch's flush and acknowledgement run while the next batch is journalled
+      // (its own journal sync overlapping this flush); acknowledgements stay in order.
+      let flushing: Promise<void> = Promise.resolve();
+      for (;;) {
+        if (this.closed) return;
+        if (this.queue.length === 0) {
+          await flushing;
+          if (this.queue.length === 0 || this.closed) break;
+        }
         const batch = this.queue;
         this.queue = [];
         let last = 0;
         let bytes = 0;
-        for (const { frame: f, body } of batch) {
-          if (this.closed) return;
-          if (f.type === FrameType.WRITE) {
-            if (f.offset + f.data.length > store.size) return this.drop(`write beyond the end of ${store.description}`);
-            await store.write(f.offset, [f.data], false);
-            if (body) BufferPool.shared.release(body);
-            bytes += f.data.length;
-            this.queuedBytes -= f.data.length;
-            last = f.seq;
-          } else if (f.type === FrameType.ZERO) {
-            if (f.offset + f.length > store.size) return this.drop(`zero range beyond the end of ${store.description}`);
-            await store.writeZeroes(f.offset, f.length, { mayPunch: true, fua: false, fast: false });
-            last = f.seq;
-          } else if (f.type === FrameType.FLUSH) {
-            last = f.seq;
-          } else if (f.type === FrameType.GEN) {
-            // A generation describes the data before it: make that durable first.
-            await store.flush();
-            if (this.closed) return;
-            this.volumes.onGeneration?.(this.hello!.tag, this.hello!.source, f.gen);
-            last = f.gen.seq;
-          } else if (f.type === FrameType.HASH_REQ) {
-            // Hashes of the chunks as they are after everything sent before the request.
-            const chunkSize = this.hello!.chunkSize;
-            const hashes: Buffer[] = [];
-            for (let c = f.first; c < f.first + f.count; c++) {
-              const offset = c * chunkSize;
-              const length = Math.max(0, Math.min(chunkSize, this.hello!.size - offset));
-              const data = length > 0 ? await store.read(offset, length) : Buffer.alloc(0);
-              hashes.push(crypto.createHash('sha256').update(data).digest());
-            }
-            if (!this.closed) this.socket.write(encodeHashes(f.seq, f.first, hashes));
-            last = f.seq;
+        // With a rewind log, writes are gathered into runs that touch no block twice: the data each
+        // replaces is read and journalled (durably) for the whole run, then the run is applied.
+        let pending: Array<{ queued: Queued; op: JournalOp }> = [];
+        const overlap = new OverlapTracker();
+        const applyPending = async (): Promise<boolean> => {
+          if (pending.length === 0) return true;
+          const ops = pending;
+          pending = [];
+          overlap.clear();
+          try {
+            await journalOldData(journal!, store, ops.map((o) => o.op));
+          } catch (err) {
+            throw new RewindLogFailure(`journalling into the rewind log ${journal!.dir} on ${this.node} failed: ${(err as Error).message}; free space there or set another logdir`);
           }
+          for (const op of ops) if (!(await this.applyOne(op.queued, store, (n) => (bytes += n), (q) => (last = q)))) return false;
+          return true;
+        };
+        for (const q of batch) {
+          if (this.closed) return;
+          const f = q.frame;
+          if (journal && (f.type === FrameType.WRITE || f.type === FrameType.ZERO || f.type === FrameType.BOOKMARK)) {
+            if (f.type !== FrameType.BOOKMARK) {
+              const length = f.type === FrameType.WRITE ? f.data.length : f.length;
+              if (f.offset + length > store.size) return this.drop(`${f.type === FrameType.WRITE ? 'write' : 'zero range'} beyond the end of ${store.description}`);
+              if (overlap.touches(f.offset, length, store.size) && !(await applyPending())) return;
+              overlap.add(f.offset, length, store.size);
+            }
+            pending.push({ queued: q, op: f.type === FrameType.BOOKMARK ? { bookmark: f.name } : { offset: f.offset, length: f.type === FrameType.WRITE ? f.data.length : f.length } });
+            continue;
+          }
+          if (journal && !(await applyPending())) return;
+          if (!(await this.applyOne(q, store, (n) => (bytes += n), (s) => (last = s)))) return;
         }
+        if (journal && !(await applyPending())) return;
         // The epoch: everything applied so far is made durable before it is acknowledged.
-        await store.flush();
-        if (!this.closed && last > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, last));
-        this.volumes.onApplied?.(this.hello!.tag, last, bytes);
+        const ackSeq = last;
+        const ackBytes = bytes;
+        flushing = flushing.then(async () => {
+          await store.flush();
+          if (!this.closed && ackSeq > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, ackSeq));
+          this.volumes.onApplied?.(this.hello!.tag, ackSeq, ackBytes);
+        });
+        if (!journal) await flushing;
+        else flushing.catch(() => undefined); // awaited (and its error handled) before the loop ends
         if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume(); // restarts reading if receive() stopped it
       }
     } catch (err) {
-      const message = `writing ${store.description} on ${this.node} failed: ${(err as Error).message}; check that disk`;
+      const message = err instanceof RewindLogFailure ? err.message : `writing ${store.description} on ${this.node} failed: ${(err as Error).message}; check that disk`;
       this.log.error(`applying replication for "${this.hello?.tag}": ${message}`);
       // Tell the source why (it shows the reason in its status), then hang up.
       this.closed = true;

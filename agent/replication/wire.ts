@@ -20,6 +20,7 @@
 //                            generation `current` (end of resync, new generation) / is being resynced
 //   SWITCHOVER target → source JSON {node}             (bring the mirror in service on that target)
 //   SWITCHED   source → target JSON {ok, message, generations}  (the source is out of service now, or why not)
+//   BOOKMARK source → target u64 seq, UTF-8 name     (a rewind-log bookmark at this point of the stream)
 //
 // The target applies messages strictly in order, so at any moment it holds a prefix of the source's
 // write sequence; sequence numbers only grow but need not be contiguous.
@@ -45,7 +46,11 @@ export const FrameType = {
   GEN: 11,
   SWITCHOVER: 12,
   SWITCHED: 13,
+  BOOKMARK: 14,
 } as const;
+
+/** Longest bookmark name (bytes of UTF-8). */
+export const MAX_BOOKMARK_NAME = 200;
 
 export const HASH_LENGTH = 32;
 /** Chunks per HASH_REQ at most (bounds the reply and the work done between two writes). */
@@ -120,7 +125,8 @@ export type Frame =
   | { type: typeof FrameType.HASH_REQ; seq: number; first: number; count: number }
   | { type: typeof FrameType.HASHES; seq: number; first: number; count: number; hashes: Buffer }
   | { type: typeof FrameType.FLUSH; seq: number }
-  | { type: typeof FrameType.ACK; seq: number };
+  | { type: typeof FrameType.ACK; seq: number }
+  | { type: typeof FrameType.BOOKMARK; seq: number; name: string };
 
 export class ProtocolError extends Error {}
 
@@ -196,6 +202,15 @@ export function encodeHashes(seq: number, first: number, hashes: Buffer[]): Buff
   b.writeBigUInt64BE(BigInt(first), 13);
   b.writeUInt32BE(hashes.length, 21);
   hashes.forEach((h, i) => h.copy(b, 25 + i * HASH_LENGTH));
+  return b;
+}
+
+/** A bookmark in the write stream: every target journals it at the same point of the sequence. */
+export function encodeBookmark(seq: number, name: string): Buffer {
+  const n = Buffer.from(name, 'utf8');
+  const b = frame(FrameType.BOOKMARK, 8 + n.length);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  n.copy(b, 13);
   return b;
 }
 
@@ -322,6 +337,11 @@ export function decodeFrame(type: number, body: Buffer): Frame {
     case FrameType.ZERO:
       need(body, 20, 'ZERO');
       return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16) };
+    case FrameType.BOOKMARK: {
+      need(body, 9, 'BOOKMARK');
+      if (body.length > 8 + MAX_BOOKMARK_NAME) throw new ProtocolError(`BOOKMARK name longer than ${MAX_BOOKMARK_NAME} bytes`);
+      return { type, seq: Number(body.readBigUInt64BE(0)), name: body.subarray(8).toString('utf8') };
+    }
     case FrameType.FLUSH:
     case FrameType.ACK:
       need(body, 8, type === FrameType.FLUSH ? 'FLUSH' : 'ACK');

@@ -187,8 +187,27 @@ async function fillFsTypes(devices: LsblkDevice[]): Promise<void> {
   }));
 }
 
-/** The disk snapshot of this machine, judged: what resource.disks answers. */
+/** An image file of a lab node, judged like a disk: only "already protected" and "too small" apply. */
+export function judgeImageFile(file: { path: string; size: number }, filter: DiskFilter): DiskCandidate {
+  const reasons: string[] = [];
+  if (file.size === 0) reasons.push('empty (size 0)');
+  if (filter.protectedDevices.has(file.path)) reasons.push('already protected by Tandem (a mirror, target or NetRAID device)');
+  if (filter.minSize !== undefined && file.size > 0 && file.size < filter.minSize) reasons.push(`smaller than the source (${file.size} < ${filter.minSize} bytes)`);
+  const name = file.path.slice(file.path.lastIndexOf('/') + 1);
+  return { path: file.path, name, kind: 'file', size: file.size, fstype: null, eligible: reasons.length === 0, reasons };
+}
+
+/**
+ * The disk snapshot of this machine, judged: what resource.disks answers. An agent of the console's
+ * local lab has TANDEM_DISKS_DIR set: its disks are the image files there, never this machine's own
+ * block devices (a lab must not offer to overwrite the real disks of the computer it runs on).
+ */
 export async function listDisks(filter: DiskFilter): Promise<{ disks: DiskCandidate[]; fileSystems: MountedFileSystemCandidate[] }> {
+  const labDir = process.env.TANDEM_DISKS_DIR;
+  if (labDir) {
+    const files = fs.readdirSync(labDir).filter((f) => f.endsWith('.img')).sort().map((f) => `${labDir}/${f}`);
+    return { disks: files.map((f) => judgeImageFile({ path: f, size: fs.statSync(f).size }, filter)), fileSystems: [] };
+  }
   const snapshot = await gatherSnapshot();
   return { disks: eligibleDisks(snapshot, filter), fileSystems: replicableFileSystems(snapshot, filter) };
 }

@@ -85,12 +85,13 @@ export async function makeFileSystem(device: string, type: FileSystemType, timeo
 export class BusyError extends Error {}
 
 /** Mounts `device` at `mountPoint` (created if missing); refuses a mount point already in use. */
-export async function mountFileSystem(device: string, mountPoint: string, options: { fstype?: string; readOnly?: boolean } = {}): Promise<void> {
+export async function mountFileSystem(device: string, mountPoint: string, options: { fstype?: string; readOnly?: boolean; extraOptions?: string[] } = {}): Promise<void> {
   const mp = path.resolve(mountPoint);
   const already = findMount(mp);
   if (already) throw new BusyError(`${mp} is already a mount point (of ${already.source}); unmount it or choose another mount point`);
   fs.mkdirSync(mp, { recursive: true });
-  const args = [...(options.fstype ? ['-t', options.fstype] : []), ...(options.readOnly ? ['-o', 'ro'] : []), device, mp];
+  const opts = [...(options.readOnly ? ['ro'] : []), ...(options.extraOptions ?? [])];
+  const args = [...(options.fstype ? ['-t', options.fstype] : []), ...(opts.length ? ['-o', opts.join(',')] : []), device, mp];
   await runToolOk('mount', args, `mount ${device} at ${mp}`);
 }
 

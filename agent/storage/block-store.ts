@@ -27,6 +27,8 @@ export interface BlockStore {
   readonly canFastZero: boolean;
   /** The data; the caller may hand the buffer to BufferPool.shared.release() once done with it. */
   read(offset: number, length: number): Promise<Buffer>;
+  /** Optional: read() on the calling thread (cheap for small reads from the page cache). */
+  readSync?(offset: number, length: number): Buffer;
   /**
    * Writes the concatenation of `data` (the payload as it arrived, in pieces, so it need not be copied).
    * Resolves once written; with `fua`, once on stable storage.

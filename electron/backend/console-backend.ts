@@ -17,6 +17,10 @@ import { ClusterStore, SecretStore, type SecretCipher } from './cluster-store.js
 import { LocalLab, type LocalLabNode } from './local-lab.js';
 import { PromptBroker } from './prompts.js';
 import { BaseConnection, type ServerConnection } from './server-connection.js';
+import { HierarchyActions } from './hierarchy-actions.js';
+import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
+import type { HierarchyRequest } from '../../common/hierarchy.js';
+import type { ExtendForm } from '../../common/wizard-rules.js';
 
 const MAX_OUTPUT = 1000;
 
@@ -71,6 +75,12 @@ export class ConsoleBackend implements ConsoleApi {
   private readonly connections = new Map<string, ServerConnection>();
   private readonly log: OutputEntry[] = [];
   private clusterTimer: NodeJS.Timeout | null = null;
+  private readonly hierarchy = new HierarchyActions({
+    cluster: () => this.cluster(),
+    call: (server, method, params) => this.agentCall(server, method, params),
+    record: (server, action, command, ok, message) => this.record(server, action, command, ok, message),
+    db: { read: () => this.resourceDatabase(), write: (db) => this.saveResourceDatabase(db) },
+  });
   private readonly catchingUp = new Set<string>();
   /** Saves run one after another: the version check and the writes must not interleave. */
   private saving: Promise<unknown> = Promise.resolve();
@@ -346,6 +356,38 @@ export class ConsoleBackend implements ConsoleApi {
     this.record('cluster', action, command, failed.length === 0,
       `version ${next.version} saved on ${saved.join(', ')}${failed.length ? `; not on ${failed.join('; ')} (it gets the newest copy when it is back)` : ''}`);
     return next;
+  }
+
+  createHierarchy(request: HierarchyRequest) {
+    return this.hierarchy.createHierarchy(request);
+  }
+
+  extendHierarchy(request: ExtendForm) {
+    return this.hierarchy.extendHierarchy(request);
+  }
+
+  unextendHierarchy(tag: string, server: string) {
+    return this.hierarchy.unextendHierarchy(tag, server);
+  }
+
+  deleteHierarchy(tag: string) {
+    return this.hierarchy.deleteHierarchy(tag);
+  }
+
+  inService(tag: string, server: string) {
+    return this.hierarchy.inService(tag, server);
+  }
+
+  outOfService(tag: string, server: string) {
+    return this.hierarchy.outOfService(tag, server);
+  }
+
+  createDependency(parent: string, child: string) {
+    return this.hierarchy.createDependency(parent, child);
+  }
+
+  deleteDependency(parent: string, child: string) {
+    return this.hierarchy.deleteDependency(parent, child);
   }
 
   /** The local lab's nodes (disks, homes) — for the GUI's Create Resource wizard and tests. */

@@ -101,7 +101,7 @@ export class LocalLab {
     }
     const replication = `127.0.0.1:${port}`;
     const child = spawn(this.nodeBinary, [this.agentBundle, 'run', '--node', name, '--replication', replication], {
-      env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' },
+      env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '', TANDEM_DISKS_DIR: diskDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.children.set(name, child);

@@ -75,6 +75,10 @@ export function useMenus() {
           id: 'bookmarks', label: 'Bookmarks…', disabled: !mirror.bookmarksAvailable(), reason: 'bookmarks come with the rewind log (not in this build)',
           action: () => mirror.openBookmarks(m),
         },
+        {
+          id: 'rewind', label: 'Rewind and Recover Data…', disabled: !mirror.bookmarksAvailable() || !m.source, reason: noSource ?? 'the rewind wizard is not part of this build',
+          action: () => mirror.openBookmarks(m),
+        },
       );
     }
     items.push({

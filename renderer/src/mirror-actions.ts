@@ -87,10 +87,7 @@ export function useMirrorActions() {
     confirm(m: MirrorTarget, action: 'force' | 'fullresync') {
       if (m.server) ui.open({ kind: 'confirm', action, tag: m.tag, server: m.server });
     },
-    /**
-     * Bookmarks (the manual's "Create and View Rewind Bookmarks") live in the rewind wizard: this is the
-     * hook issue 7 registers a 'rewind' wizard for. Until then the button is disabled, not faked.
-     */
+    /** Bookmarks (the manual's "Create and View Rewind Bookmarks") are listed and made in the rewind wizard's first dialog. */
     bookmarksAvailable: () => hasWizard('rewind'),
     openBookmarks(m: MirrorTarget) {
       wizard.open('rewind', { tag: m.tag, server: m.server ?? m.source ?? undefined });

@@ -1,0 +1,40 @@
+// The state every wizard keeps: which step, the errors of the step's fields, a step-wide error, and
+// what it is busy doing. `check` takes a validation result (common/wizard-rules.ts) and says whether
+// the step may go on; `run` wraps a console API call so its error lands in the wizard's error area.
+import { ref } from 'vue';
+import type { Errors } from '../../../common/wizard-rules.js';
+
+export function useWizard() {
+  const step = ref(0);
+  const errors = ref<Errors>({});
+  const error = ref('');
+  const busy = ref('');
+
+  function check(found: Errors): boolean {
+    errors.value = found;
+    const n = Object.keys(found).length;
+    error.value = n ? `Correct the ${n === 1 ? 'field' : `${n} fields`} marked below to continue.` : '';
+    return n === 0;
+  }
+
+  async function run<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {
+    busy.value = what;
+    error.value = '';
+    try {
+      return await work();
+    } catch (err) {
+      error.value = `${what} failed: ${(err as Error).message}`;
+      return undefined;
+    } finally {
+      busy.value = '';
+    }
+  }
+
+  return { step, errors, error, busy, check, run };
+}
+
+/** "host:22" → "host"; "[fd00::1]:22" → "fd00::1"; "local" stays. */
+export function hostOf(address: string): string {
+  const m = /^\[(.+)\]:\d+$/.exec(address) ?? /^(.+):\d+$/.exec(address);
+  return m ? m[1]! : address;
+}

@@ -10,11 +10,18 @@ export function useWizard() {
   const error = ref('');
   const busy = ref('');
 
-  function check(found: Errors): boolean {
+  /** `shown`: the fields on this step; errors of others (an earlier step's) are spelled out in the error area. */
+  function check(found: Errors, shown?: readonly string[]): boolean {
     errors.value = found;
-    const n = Object.keys(found).length;
-    error.value = n ? `Correct the ${n === 1 ? 'field' : `${n} fields`} marked below to continue.` : '';
-    return n === 0;
+    const keys = Object.keys(found);
+    const elsewhere = shown ? keys.filter((k) => !shown.includes(k)) : [];
+    const here = keys.length - elsewhere.length;
+    const parts = [
+      here ? `Correct the ${here === 1 ? 'field' : `${here} fields`} marked below to continue.` : '',
+      ...elsewhere.map((k) => found[k]!),
+    ].filter(Boolean);
+    error.value = parts.join('\n');
+    return keys.length === 0;
   }
 
   async function run<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {

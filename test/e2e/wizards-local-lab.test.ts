@@ -195,7 +195,7 @@ describe('the wizards on the local lab, in a real browser', () => {
     await w.press(d, 'Unextend');
     await w.atStep(d, `${TAG} was unextended from node3`, 'unextend-done');
     await w.press(d, 'Done');
-    await expect.poll(() => w.cell(TAG, 'node3').getAttribute('aria-label'), { timeout: 60_000 }).toContain('is not defined on node3');
+    await page.getByRole('gridcell', { name: `${TAG} is not defined on node3` }).waitFor({ timeout: 60_000 });
 
     // Unextending where it is in service (right-click on node2, the source now) shows the server's dialog with the reason.
     await w.cellMenu(TAG, 'node2', 'Unextend Resource Hierarchy…');

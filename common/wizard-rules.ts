@@ -324,6 +324,12 @@ export function validateExtend(f: ExtendForm, facts: ExtendFacts): Errors {
     else if (!choices.some((c) => c[0] === p.addresses[0] && c[1] === p.addresses[1])) errors[`pairs.${i}.addresses`] = `choose one of the comm paths between ${f.targetServer} and ${other}`;
     if (p.mode === 'async' && src?.asyncAllowed === false) errors[`pairs.${i}.mode`] = `"${f.tag}" was created without asynchronous replication; choose synchronous (or recreate it with Enable Asynchronous Replication = Yes)`;
     else if (p.mode !== 'sync' && p.mode !== 'async') errors[`pairs.${i}.mode`] = 'choose synchronous or asynchronous';
+    else if (other !== placement.source) {
+      // The agents keep one mode per target, used by whichever server is in service (after a
+      // switchover too): the pairs of one target cannot differ.
+      const first = f.pairs.find((x) => x.other === placement.source);
+      if (first && first.mode !== p.mode) errors[`pairs.${i}.mode`] = `Tandem replicates to ${f.targetServer} in one mode from whichever server is in service; choose ${first.mode === 'sync' ? 'synchronous' : 'asynchronous'} here too, as for ${placement.source}`;
+    }
   }
   return errors;
 }

@@ -105,9 +105,13 @@ describe('Pre-Extend and Extend', () => {
     expect(d.templatePriority).toBeNull();
     expect(d.targetPriority).toBe(11);
     expect(d.pairs).toEqual([{ other: 'node1', addresses: ['10.1.0.3', '10.1.0.1'], mode: 'sync' }, { other: 'node2', addresses: ['10.1.0.3', '10.1.0.2'], mode: 'sync' }]);
-    expect(validateExtend({ ...d, pairs: [{ ...d.pairs[0]!, mode: 'async' }, d.pairs[1]!] }, f)).toEqual({
+    expect(validateExtend({ ...d, pairs: d.pairs.map((p) => ({ ...p, mode: 'async' as const })) }, f)).toEqual({
       'pairs.0.mode': '"dr" was created without asynchronous replication; choose synchronous (or recreate it with Enable Asynchronous Replication = Yes)',
+      'pairs.1.mode': '"dr" was created without asynchronous replication; choose synchronous (or recreate it with Enable Asynchronous Replication = Yes)',
     });
+    // One mode per target, whichever server is in service.
+    const mixed = validateExtend({ ...d, pairs: [d.pairs[0]!, { ...d.pairs[1]!, mode: 'async' }] }, { ...f, cluster: { ...f.cluster, servers: f.cluster.servers.map((s) => ({ ...s, mirrors: s.mirrors.map((m) => ({ ...m, asyncAllowed: true })) })) } });
+    expect(mixed).toEqual({ 'pairs.1.mode': 'Tandem replicates to node3 in one mode from whichever server is in service; choose synchronous here too, as for node1' });
     expect(validatePreExtend({ ...d, targetPriority: 10 }, f).targetPriority).toBe('priority 10 is already used by node2 for "dr"; choose an unused one');
     expect(validatePreExtend({ ...d, targetPriority: 1000 }, f).targetPriority).toBe('the Target Priority is a whole number from 1 to 999 (1 = highest)');
   });

@@ -17,7 +17,7 @@ export function useWizard() {
     const elsewhere = shown ? keys.filter((k) => !shown.includes(k)) : [];
     const here = keys.length - elsewhere.length;
     const parts = [
-      here ? `Correct the ${here === 1 ? 'field' : `${here} fields`} marked below to continue.` : '',
+      here ? `Correct the ${here === 1 ? 'field' : `${here} fields`} marked in red to continue.` : '',
       ...elsewhere.map((k) => found[k]!),
     ].filter(Boolean);
     error.value = parts.join('\n');

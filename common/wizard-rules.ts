@@ -90,6 +90,13 @@ export function validateCommPaths(paths: CommPathForm[]): Errors {
   return errors;
 }
 
+/** A server's address as the cluster view shows it ("root@host:22", "[fd00::1]:22", "local 127.0.0.1:7501") → its host. */
+export function hostOfAddress(address: string): string {
+  const a = address.replace(/^local /, '').replace(/^[^@\s]*@/, '');
+  const m = /^\[(.+)\]:\d+$/.exec(a) ?? /^([^:]+):\d+$/.exec(a);
+  return m ? m[1]! : a;
+}
+
 export const commPathOf = (server: string, p: CommPathForm): CommPath => ({ servers: [server, p.other], addresses: [p.localAddress.trim(), p.remoteAddress.trim()] });
 
 // ---- the cluster as the wizards see it ----
@@ -117,6 +124,8 @@ export function mirrorPlacement(cluster: ClusterView, tag: string): MirrorPlacem
       } else targets.push(s.name);
     }
   }
+  // The source's own list of targets counts too: a target's status may arrive a moment later.
+  for (const t of sourceStatus?.targets ?? []) if (!targets.includes(t.node) && t.node !== source) targets.push(t.node);
   return { tag, source, sourceStatus, inService: sourceStatus?.state === 'in service', targets };
 }
 

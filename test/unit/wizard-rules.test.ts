@@ -5,7 +5,7 @@ import type { DiskCandidate } from '../../common/hierarchy.js';
 import { validateHierarchy, type HierarchyContext } from '../../common/hierarchy-rules.js';
 import type { ResourceDatabase } from '../../common/resource-database.js';
 import {
-  addServerDefinition, emptyAddServerForm, extendDefaults, inServiceRefusal, outOfServiceRefusal, pathChoices, validateAddServer,
+  addServerDefinition, emptyAddServerForm, extendDefaults, hostOfAddress, inServiceRefusal, outOfServiceRefusal, pathChoices, validateAddServer,
   validateCommPaths, validateCreateDependency, validateDelete, validateDeleteDependency, validateExtend, validateLabNodes, validatePreExtend,
   validateUnextend, type ExtendFacts,
 } from '../../common/wizard-rules.js';
@@ -39,6 +39,10 @@ describe('Add Server', () => {
     expect(validateAddServer({ ...ok, keyFile: 'id_rsa' }, []).keyFile).toContain('id_rsa is not an absolute path');
     expect(validateAddServer({ ...ok, auth: ['password'], keyFile: '/k' }, []).keyFile).toContain('"key file" is not one of the ways to log in');
     expect(validateAddServer({ ...ok, useJumpHost: true }, [])['jump.host']).toBe('enter the host: a DNS name or an IP address');
+  });
+  it('the other servers\' hosts are the defaults of the comm paths', () => {
+    expect(['root@10.77.1.11:22', 'admin@[fd00::5]:2222', 'node1.example:22', 'local 127.0.0.1:7501', 'local'].map(hostOfAddress))
+      .toEqual(['10.77.1.11', 'fd00::5', 'node1.example', '127.0.0.1', 'local']);
   });
   it('comm paths: an address each side, without a port', () => {
     expect(validateCommPaths([{ other: 'node1', localAddress: '10.1.0.4', remoteAddress: 'fd00::1' }])).toEqual({});

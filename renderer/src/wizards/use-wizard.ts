@@ -39,9 +39,3 @@ export function useWizard() {
 
   return { step, errors, error, busy, check, run };
 }
-
-/** "host:22" → "host"; "[fd00::1]:22" → "fd00::1"; "local" stays. */
-export function hostOf(address: string): string {
-  const m = /^\[(.+)\]:\d+$/.exec(address) ?? /^(.+):\d+$/.exec(address);
-  return m ? m[1]! : address;
-}

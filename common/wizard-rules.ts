@@ -356,10 +356,13 @@ export function validateUnextend(cluster: ClusterView, tag: string, server: stri
   return errors;
 }
 
-export function validateDelete(cluster: ClusterView, tag: string): Errors {
+export function validateDelete(cluster: ClusterView, tag: string, db?: ResourceDatabase): Errors {
   const p = mirrorPlacement(cluster, tag);
   if (!tag) return { tag: 'choose the Hierarchy to Delete' };
   if (!p.source) return { tag: p.targets.length ? `"${tag}" has no source in the cluster (only targets on ${p.targets.join(', ')}); bring it in service first` : `there is no DataKeeper resource "${tag}" in the cluster` };
+  // The resources above go with it, but another mirror is never deleted by the way.
+  const other = db ? resourcesAbove(db, tag).find((r) => r.kind === 'datakeeper' && r.tag !== tag) : undefined;
+  if (other) return { tag: `"${other.tag}" (a DataKeeper hierarchy of its own) depends on "${tag}"; delete that dependency first (Edit → Resource → Delete Dependency)` };
   return {};
 }
 

@@ -9,6 +9,9 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './browser.js';
 import { WizardDriver } from './wizard-driver.js';
 import { nbdUri, run, sha256File, tempDir } from '../helpers/tools.js';
+import type { ClusterView } from '../../common/console-api.js';
+import type { DiskCandidate } from '../../common/hierarchy.js';
+import { extendDefaults, mirrorPlacement } from '../../common/wizard-rules.js';
 import { startConsoleServer, type ConsoleServer } from './console-server.js';
 
 const TAG = 'datarep-lab';
@@ -18,6 +21,19 @@ let browser: Browser;
 let page: Page;
 const problems: string[] = [];
 const labDisk = (node: string, n = 1) => path.join(dataDir, 'local-lab', node, 'disks', `disk${n}.img`);
+
+/** Setup through the API (the Extend wizard itself is driven above): extend `tag` to `target`'s second disk. */
+async function apiExtend(tag: string, target: string, targets: number): Promise<void> {
+  let cluster: ClusterView;
+  const deadline = Date.now() + 60_000;
+  do {
+    cluster = await server.call<ClusterView>('cluster');
+    if (Date.now() > deadline) throw new Error(`${tag} never showed ${targets} targets`);
+  } while (mirrorPlacement(cluster, tag).targets.length !== targets || !mirrorPlacement(cluster, tag).inService);
+  const disks = (await server.call<{ disks: DiskCandidate[] }>('agentCall', target, 'resource.disks', {})).disks;
+  const form = extendDefaults({ cluster, db: cluster.resources, targetDisks: disks, targetBitmapDir: '/unused' }, mirrorPlacement(cluster, tag).source!, tag, target);
+  await server.call('extendHierarchy', { ...form, targetDisk: labDisk(target, 2), bitmapFile: 'none' });
+}
 
 beforeAll(async () => {
   server = await startConsoleServer(dataDir);
@@ -183,6 +199,52 @@ describe('the wizards on the local lab, in a real browser', () => {
     await expect.poll(() => w.cell(TAG, 'node2').getAttribute('aria-label'), { timeout: 60_000 }).toMatch(/: Source/);
     await expect.poll(() => w.cell(TAG, 'node1').getAttribute('aria-label'), { timeout: 90_000 }).toMatch(/: Target/);
     await w.shot('switched-over');
+
+    // ---- Dependencies, Out of Service / In Service: a second hierarchy on the same three servers ----
+    await server.call('createHierarchy', { type: 'device', switchback: 'intelligent', server: 'node2', sourceDisk: labDisk('node2', 2), dataKeeperTag: 'datarep-two', bitmapFile: 'none', asyncReplication: false });
+    await apiExtend('datarep-two', 'node1', 0);
+    await apiExtend('datarep-two', 'node3', 1);
+    await expect.poll(() => w.cell('datarep-two', 'node3').getAttribute('aria-label'), { timeout: 90_000 }).toMatch(/: Target/);
+    await w.cellMenu('datarep-two', 'node2', 'Create Dependency…');
+    d = w.dialog('Create Dependency');
+    await w.atStep(d, 'Step 2 of 4: Child', 'dependency-child');
+    await d.getByLabel('Child Resource Tag').selectOption(TAG);
+    await w.press(d, 'Next');
+    await w.atStep(d, `datarep-two will depend on ${TAG}`, 'dependency-confirm');
+    await w.press(d, 'Create Dependency');
+    await w.atStep(d, `datarep-two now depends on ${TAG} on every server`, 'dependency-done');
+    await w.press(d, 'Done');
+    await expect.poll(async () => (await server.call<ClusterView>('cluster')).resources.resources.find((r) => r.tag === 'datarep-two')?.dependsOn, { timeout: 30_000 }).toEqual([TAG]);
+    // Deleting the child hierarchy would take the other mirror with it: refused, with the way out.
+    await w.cellMenu(TAG, 'node2', 'Delete Resource Hierarchy…');
+    d = w.dialog('Delete Resource Hierarchy');
+    await w.atStep(d, 'Step 2 of 4: Hierarchy', 'delete-refused-dependency');
+    expect(await d.getByRole('alert').innerText()).toBe('Correct the field marked in red to continue.');
+    expect(await w.fieldError(d, 'Hierarchy to Delete')).toContain('"datarep-two" (a DataKeeper hierarchy of its own) depends on "datarep-lab"; delete that dependency first');
+    await w.press(d, 'Cancel');
+    await w.cellMenu('datarep-two', 'node2', 'Delete Dependency…');
+    d = w.dialog('Delete Dependency');
+    await w.atStep(d, 'Step 2 of 4: Child', 'delete-dependency-child');
+    await w.press(d, 'Next');
+    await w.press(d, 'Delete Dependency');
+    await w.atStep(d, `datarep-two no longer depends on ${TAG}`, 'delete-dependency-done');
+    await w.press(d, 'Done');
+
+    await w.cellMenu('datarep-two', 'node2', 'Out of Service…');
+    d = w.dialog('Out of Service');
+    await w.atStep(d, 'WARNING: do not take the DataKeeper resource out of service', 'out-of-service-confirm');
+    await w.press(d, 'Out of Service');
+    await w.atStep(d, 'out of service on node2', 'out-of-service-done');
+    await w.press(d, 'Done');
+    await expect.poll(() => w.cell('datarep-two', 'node2').getAttribute('aria-label'), { timeout: 60_000 }).toMatch(/\(OS[UF]\)/);
+    await w.shot('out-of-service');
+    await w.cellMenu('datarep-two', 'node2', 'In Service…');
+    d = w.dialog('In Service');
+    await w.press(d, 'In Service');
+    await w.atStep(d, 'in service on node2', 'in-service-again');
+    await w.press(d, 'Done');
+    await expect.poll(() => w.cell('datarep-two', 'node2').getAttribute('aria-label'), { timeout: 60_000 }).toMatch(/: Source/);
+    await server.call('deleteHierarchy', 'datarep-two');
 
     // ---- Unextend node3: the server chosen by its column head, then Edit → Resource (the server dialog is skipped) ----
     await page.getByRole('columnheader', { name: /^Server node3/ }).click();

@@ -164,8 +164,14 @@ describe('Unextend, Delete, In Service, Out of Service', () => {
     expect(validateUnextend(view([server('node1', [mirror('dr', 'node1', 'source')]), server('node4', [])]), 'dr', 'node4').server).toBe('"dr" is not extended to node4; its targets: none');
     expect(validateUnextend(c, 'nope', 'node2').tag).toBe('there is no DataKeeper resource "nope" in the cluster');
   });
-  it('delete needs the source', () => {
+  it('delete needs the source, and never takes another mirror with it', () => {
     expect(validateDelete(c, 'dr')).toEqual({});
+    const db: ResourceDatabase = { version: 1, flags: [], resources: [
+      { tag: 'dr', kind: 'datakeeper', dependsOn: [], switchback: 'intelligent', instances: [] },
+      { tag: 'fs', kind: 'filesystem', dependsOn: ['dr'], switchback: 'intelligent', instances: [] },
+      { tag: 'dr2', kind: 'datakeeper', dependsOn: ['fs'], switchback: 'intelligent', instances: [] },
+    ] };
+    expect(validateDelete(c, 'dr', db).tag).toBe('"dr2" (a DataKeeper hierarchy of its own) depends on "dr"; delete that dependency first (Edit → Resource → Delete Dependency)');
     expect(validateDelete(view([server('node2', [mirror('dr', 'node2', 'target')])]), 'dr').tag).toContain('has no source in the cluster');
   });
   it('in service on a target is a switchover, refused while it resyncs with the manual\'s reason', () => {

@@ -26,6 +26,23 @@ export function cliEquivalent(method: string, params: Record<string, unknown>): 
     case 'mirror.inservice': return params.force ? `mirror_action ${tag} force` : `tandem inservice ${tag}`;
     case 'mirror.outofservice': return `tandem outofservice ${tag}`;
     case 'mirror.resolve': return `tandem resolve ${tag} --survivor ${quote(params.survivor)}`;
-    default: return `echo '${JSON.stringify({ method, params }).replace(/'/g, `'\\''`)}' | tandem ctl`;
+    // No CLI of its own: the JSON-RPC request itself, which `tandem ctl` on the node answers.
+    default: return `echo '${JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }).replace(/'/g, `'\\''`)}' | tandem ctl`;
   }
+}
+
+/** The GUI's words for an agent call (the Output Panel's Action column). */
+export function actionName(method: string, params: Record<string, unknown>): string {
+  const names: Record<string, string> = {
+    'mirror.create': 'Create Mirror', 'mirror.accept': 'Accept Target', 'mirror.extend': 'Extend Mirror', 'mirror.unextend': 'Unextend Mirror',
+    'mirror.release': 'Release Target', 'mirror.delete': 'Delete Mirror', 'mirror.pause': 'Pause Mirror', 'mirror.resume': 'Resume Mirror',
+    'mirror.fullresync': 'Full Resync', 'mirror.outofservice': 'Out of Service', 'mirror.resolve': 'Resolve Split Brain',
+    'resource.create': 'Create Resource Hierarchy', 'resource.savedatabase': 'Save resource database',
+  };
+  if (method === 'mirror.inservice') return params.force ? 'Force Mirror Online' : 'In Service';
+  if (method === 'mirror.settings') {
+    const what: Record<string, string> = { compress: 'Set Compression Level', logdir: 'Set Rewind Log Location', logmax: 'Set Rewind Log Max Size', resyncrate: 'Set Resync Rate' };
+    return what[String(params.setting)] ?? 'Mirror Settings';
+  }
+  return names[method] ?? method;
 }

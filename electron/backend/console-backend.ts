@@ -11,13 +11,13 @@ import type {
   ServerDefinitionInput, ServerView,
 } from '../../common/console-api.js';
 import { serverDefinition } from '../../common/console-api.js';
-import { cliEquivalent } from '../../common/cli-equivalent.js';
+import { actionName, cliEquivalent } from '../../common/cli-equivalent.js';
+import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
 import { ClusterStore, SecretStore, type SecretCipher } from './cluster-store.js';
 import { LocalLab, type LocalLabNode } from './local-lab.js';
 import { PromptBroker } from './prompts.js';
 import { BaseConnection, type ServerConnection } from './server-connection.js';
 import { HierarchyActions } from './hierarchy-actions.js';
-import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
 import type { HierarchyRequest } from '../../common/hierarchy.js';
 import type { ExtendForm } from '../../common/wizard-rules.js';
 
@@ -271,10 +271,10 @@ export class ConsoleBackend implements ConsoleApi {
     const quiet = method === 'mirror.status' || method === 'agent.info' || method === 'resource.disks' || method === 'resource.database';
     try {
       const result = await this.connection(server).call(method, params);
-      if (!quiet) this.record(server, method, command, true, 'done');
+      if (!quiet) this.record(server, actionName(method, params), command, true, 'done');
       return result;
     } catch (err) {
-      this.record(server, method, command, false, (err as Error).message);
+      this.record(server, actionName(method, params), command, false, (err as Error).message);
       throw err;
     }
   }

@@ -13,7 +13,11 @@ declare global {
   }
 }
 
+/** The page's globals this module uses, typed here so that Node-side tests can load the stores too. */
+const page = globalThis as unknown as { location: { search: string; host: string }; tandem?: Transport };
+
 function webSocketTransport(): Transport {
+  const location = page.location;
   const token = new URLSearchParams(location.search).get('token') ?? '';
   const listeners = new Set<(e: ConsoleEvent) => void>();
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -67,7 +71,7 @@ function webSocketTransport(): Transport {
   };
 }
 
-const transport: Transport = window.tandem ?? webSocketTransport();
+const transport: Transport = page.tandem ?? webSocketTransport();
 
 /** The typed API: api.cluster(), api.agentCall(...), … */
 export const api = new Proxy({} as ConsoleApi, {

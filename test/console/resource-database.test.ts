@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConsoleBackend } from '../../electron/backend/console-backend.js';
 import type { ClusterView, ConsoleEvent } from '../../common/console-api.js';
 import type { ResourceDatabase } from '../../common/resource-database.js';
-import { AGENT_BUNDLE, tempDir } from '../helpers/tools.js';
+import { AGENT_BUNDLE, run, tempDir } from '../helpers/tools.js';
 
 const dataDir = tempDir('console-resdb');
 const backend = new ConsoleBackend({ dataDir, agentBundle: AGENT_BUNDLE });
@@ -54,7 +54,13 @@ describe('resource database', () => {
     await waitCluster((c) => c.resources.version === 1, 'the cluster view to carry version 1');
     const last = (await backend.output()).at(-1)!;
     expect([last.action, last.ok, last.message]).toEqual(['Save resource database', true, 'version 1 saved on node1, node2, node3']);
-    expect(last.command).toContain('resource.savedatabase');
+    // The Output Panel's command is the real thing: run on a node, the agent answers it (here: that
+    // version 1 is already there).
+    expect(last.command).toMatch(/^echo '\{"jsonrpc":"2\.0","id":1,"method":"resource\.savedatabase","params":\{"database":\{"version":1,.*\}' \| tandem ctl$/);
+    const home = backend.labNodes()[0]!.home;
+    const r = await run('bash', ['-c', `tandem() { TANDEM_PROGRAM=tandem TANDEM_HOME='${home}' '${process.execPath}' '${AGENT_BUNDLE}' "$@"; }\n${last.command}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).error.message).toBe("resource database version 1 is not newer than this node's (1); read it again (resource.database) and save your change with the version you read + 1");
   });
 
   it('refuses a save based on an old read ("changed meanwhile; reload") and leaves every copy as it was', async () => {

@@ -1,6 +1,7 @@
 // The cluster as the window shows it: servers, their connection state and mirrors, the resource
 // database, kept live by the backend's events; questions (prompts) waiting for the user; the output log.
 import { defineStore } from 'pinia';
+import { markRaw } from 'vue';
 import type { ClusterView, OutputEntry, Prompt, PromptAnswer } from '../../../common/console-api.js';
 import type { ResourceDatabase } from '../../../common/resource-database.js';
 import { statusTable, type StatusTable } from '../../../common/resource-state.js';
@@ -12,6 +13,8 @@ export const MAX_OUTPUT_ENTRIES = 500;
 
 export const useClusterStore = defineStore('cluster', {
   state: () => ({
+    // Replaced whole by every event and never changed in place, so not made deeply reactive (markRaw):
+    // with 10 000 cells the proxies would cost more than the rendering.
     cluster: null as ClusterView | null,
     prompts: [] as Prompt[],
     output: [] as OutputEntry[],
@@ -35,13 +38,13 @@ export const useClusterStore = defineStore('cluster', {
       this.started = true;
       onConsoleEvent((e) => this.apply(e));
       await this.run('Connecting to the console backend', async () => {
-        this.cluster = await api.cluster();
+        this.cluster = markRaw(await api.cluster());
         this.output = (await api.output()).slice(-MAX_OUTPUT_ENTRIES);
       });
     },
     apply(e: import('../../../common/console-api.js').ConsoleEvent) {
       if (e.type === 'cluster') {
-        this.cluster = e.cluster;
+        this.cluster = markRaw(e.cluster);
         useMetricsStore().record(e.cluster);
       } else if (e.type === 'prompt') this.prompts.push(e.prompt);
       else if (e.type === 'prompt-closed') this.prompts = this.prompts.filter((p) => p.id !== e.id);
@@ -65,15 +68,15 @@ export const useClusterStore = defineStore('cluster', {
     },
     async refresh() {
       const c = await this.run('Refresh', () => api.cluster());
-      if (c) this.cluster = c;
+      if (c) this.cluster = markRaw(c);
     },
     async openLocalLab(nodes: number) {
       const c = await this.run('Open Local Lab', () => api.openLocalLab(nodes));
-      if (c) this.cluster = c;
+      if (c) this.cluster = markRaw(c);
     },
     async closeLocalLab() {
       const c = await this.run('Close Local Lab', () => api.closeLocalLab());
-      if (c) this.cluster = c;
+      if (c) this.cluster = markRaw(c);
     },
     async connect(server: string, connect: boolean) {
       await this.run(connect ? `Connect to ${server}` : `Disconnect from ${server}`, () => (connect ? api.connect(server) : api.disconnect(server)));
@@ -89,7 +92,7 @@ export const useClusterStore = defineStore('cluster', {
     /** Saves a changed resource database (db.version = the version it was read at); false if refused. */
     async saveResources(label: string, db: ResourceDatabase): Promise<boolean> {
       const saved = await this.run(label, () => api.saveResourceDatabase(db));
-      if (saved && this.cluster) this.cluster = { ...this.cluster, resources: saved };
+      if (saved && this.cluster) this.cluster = markRaw({ ...this.cluster, resources: saved });
       return saved !== undefined;
     },
     answer(id: string, answer: PromptAnswer) {

@@ -4,6 +4,9 @@
 import { ref } from 'vue';
 import type { Errors } from '../../../common/wizard-rules.js';
 
+/** The wizards ServerResourceWizard.vue plays. */
+export type ServerResourceAction = 'unextend' | 'delete' | 'in-service' | 'out-of-service';
+
 export function useWizard() {
   const step = ref(0);
   const errors = ref<Errors>({});

@@ -12,9 +12,30 @@ export class WizardDriver {
   private n = 0;
   constructor(readonly page: Page, private readonly prefix: string) {}
 
+  /** Controls of an open wizard that a screen reader could not name, per screenshot taken. */
+  readonly unnamed: string[] = [];
+
   async shot(name: string): Promise<void> {
     this.n += 1;
     await this.page.screenshot({ path: path.join(SHOTS, `${this.prefix}-${String(this.n).padStart(2, '0')}-${name}.png`) });
+    for (const u of await this.unnamedControls()) this.unnamed.push(`${name}: ${u}`);
+  }
+
+  /** Every visible control inside a wizard dialog with no accessible name (label, aria-label(ledby), text). */
+  unnamedControls(): Promise<string[]> {
+    return this.page.evaluate<string[]>(`(() => {
+      const name = (el) => {
+        const by = el.getAttribute('aria-labelledby');
+        if (by) return by.split(' ').map((id) => document.getElementById(id)?.textContent ?? '').join(' ').trim();
+        if (el.getAttribute('aria-label')) return el.getAttribute('aria-label').trim();
+        if (el.id && document.querySelector('label[for="' + el.id + '"]')) return document.querySelector('label[for="' + el.id + '"]').textContent.trim();
+        if (el.closest('label')) return el.closest('label').textContent.trim();
+        return (el.textContent ?? '').trim() || (el.getAttribute('title') ?? '').trim();
+      };
+      const dialogs = [...document.querySelectorAll('.wizard[role=dialog]')];
+      return dialogs.flatMap((d) => [d, ...d.querySelectorAll('button, input, select, textarea, [role=group], fieldset, ol, ul')])
+        .filter((el) => el.getClientRects().length > 0 && !name(el)).map((el) => el.outerHTML.slice(0, 120));
+    })()`);
   }
 
   /** Menu bar: e.g. menu('Edit', 'Resource', 'Extend Resource Hierarchy…'). */

@@ -280,6 +280,7 @@ describe('the wizards on the local lab, in a real browser', () => {
     expect(output.filter((e) => e.ok).map((e) => e.command)).toEqual(expect.arrayContaining([
       `tandem inservice ${TAG}`, `tandem unextend ${TAG} --target node3`, `tandem delete ${TAG}`,
     ]));
+    expect(w.unnamed).toEqual([]);
     expect(problems).toEqual([]);
   }, 600_000);
 });

@@ -214,6 +214,7 @@ describe.skipIf(!isRoot)('the wizards against the network-namespace lab, in a re
     await expect.poll(() => page.getByRole('gridcell').count(), { timeout: 60_000 }).toBe(0);
     await w.shot('deleted');
     passed.push('delete');
+    expect(w.unnamed).toEqual([]);
     expect(problems).toEqual([]);
   }, 900_000);
 });

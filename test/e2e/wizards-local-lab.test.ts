@@ -51,6 +51,33 @@ afterAll(async () => {
 });
 
 describe('the wizards on the local lab, in a real browser', () => {
+  it('keyboard: focus on the first field, Enter = Next (focus to the first error), Tab stays in the dialog, Escape cancels', async () => {
+    const w = new WizardDriver(page, 'keys');
+    const opener = page.getByRole('button', { name: 'Add Server…' });
+    await opener.click();
+    const d = w.dialog('Add Server');
+    await w.atStep(d, 'Step 1 of 5: Server and SSH', 'add-server-empty');
+    const active = () => page.evaluate(() => document.activeElement?.id ?? document.activeElement?.tagName ?? '');
+    expect(await active()).toBe('as-name');
+    await page.keyboard.type('node 9');
+    await page.getByLabel('Host', { exact: true }).fill('');
+    await page.getByLabel('Host', { exact: true }).press('Enter');
+    expect(await w.fieldError(d, 'Server Name')).toContain('"node 9" is not a server name');
+    expect(await w.fieldError(d, 'Host')).toBe('enter the host: a DNS name or an IP address');
+    await expect.poll(active).toBe('as-name');
+    await w.shot('add-server-errors');
+    const inside: boolean[] = [];
+    for (let i = 0; i < 25; i++) {
+      await page.keyboard.press('Tab');
+      inside.push(await page.evaluate(() => !!document.activeElement?.closest('[role=dialog]')));
+    }
+    expect(inside.every(Boolean)).toBe(true);
+    await page.keyboard.press('Escape');
+    await d.waitFor({ state: 'detached' });
+    expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Add Server…');
+    expect(w.unnamed).toEqual([]);
+  });
+
   it('open the lab, create, extend sync + async, write, pause/resume, Resyncing → Target, switch over, unextend, delete', async () => {
     const w = new WizardDriver(page, 'lab');
     onTestFailed(() => w.shot('FAILED'));

@@ -31,7 +31,7 @@ const sha = (disk: string) => crypto.createHash('sha256').update(fs.readFileSync
 describe.skipIf(!isRoot)('the wizards against the network-namespace lab, in a real browser', () => {
   beforeAll(async () => {
     dataDir = tempDir('lab-wizards');
-    lab = await createLab({ nodes: 3, disksPerNode: 1, diskMiB: 64 });
+    lab = await createLab({ nodes: 3, disksPerNode: 2, diskMiB: 64 });
     server = await startConsoleServer(dataDir);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -217,4 +217,53 @@ describe.skipIf(!isRoot)('the wizards against the network-namespace lab, in a re
     expect(w.unnamed).toEqual([]);
     expect(problems).toEqual([]);
   }, 900_000);
+
+  it('Replicate New File System: formatted and mounted on the source; Extend asks the mount point and root tag', async () => {
+    const w = new WizardDriver(page, 'netlab-fs');
+    onTestFailed(() => w.shot('FAILED'));
+    const nodes = lab.nodes as [LabNode, LabNode, LabNode];
+    await w.menu('Edit', 'Server', 'Create Resource Hierarchy…');
+    let d = w.dialog('Create Resource Wizard');
+    await w.press(d, 'Next');
+    await d.getByLabel('Server', { exact: true }).selectOption('node1');
+    await d.getByLabel('Replicate New File System', { exact: true }).check();
+    await w.press(d, 'Next');
+    await d.getByLabel('Source Disk or Partition').selectOption(nodes[0].disks[1]!);
+    await d.getByLabel('New Mount Point').fill('/usr');
+    await w.press(d, 'Next');
+    expect(await w.fieldError(d, 'New Mount Point')).toBe('/usr is a system location; choose another mount point');
+    await d.getByLabel('New Mount Point').fill('/srv/web');
+    await d.getByLabel('New File System Type').selectOption('ext4');
+    await w.shot('new-fs');
+    await w.press(d, 'Next');
+    // The manual's default tags: ext4 at /srv/web → ext4-web, under datarep-ext4-web.
+    expect(await d.getByLabel('File System Resource Tag').inputValue()).toBe('ext4-web');
+    expect(await d.getByLabel('DataKeeper Resource Tag').inputValue()).toBe('datarep-ext4-web');
+    await w.press(d, 'Next');
+    await w.atStep(d, `CAUTION: ${nodes[0].disks[1]} on node1 will be formatted as ext4`, 'new-fs-confirm');
+    await w.press(d, 'Create');
+    await w.atStep(d, 'datarep-ext4-web was created on node1 and mounted at /srv/web', 'new-fs-created');
+    const mounted = await nodes[0].exec('findmnt -n -o FSTYPE /srv/web');
+    expect(mounted.stdout.trim()).toBe('ext4');
+    await w.press(d, 'Continue');
+    d = w.dialog('Extend Resource Hierarchy');
+    await d.getByLabel('Target Server').selectOption('node2');
+    await w.press(d, 'Next');
+    await w.atStep(d, 'Pre-extend checks were successful', 'new-fs-extend');
+    expect(await d.getByLabel('Mount Point', { exact: true }).inputValue()).toBe('/srv/web');
+    expect(await d.getByLabel('Root Tag').inputValue()).toBe('ext4-web');
+    await d.getByLabel('Mount Point', { exact: true }).fill('/mnt/other');
+    await w.press(d, 'Next');
+    expect(await w.fieldError(d, 'Mount Point')).toBe('Tandem mounts "ext4-web" at the same place on every server: /srv/web');
+    await d.getByLabel('Mount Point', { exact: true }).fill('/srv/web');
+    await d.getByLabel('Target Disk or Partition').selectOption(nodes[1].disks[1]!);
+    await w.press(d, 'Next');
+    await w.press(d, 'Next');
+    await w.press(d, 'Extend');
+    await w.atStep(d, 'datarep-ext4-web was extended to node2', 'new-fs-extended');
+    await w.press(d, 'Finish');
+    await expect.poll(() => w.cell('datarep-ext4-web', 'node2').getAttribute('aria-label'), { timeout: 120_000 }).toMatch(/: Target/);
+    await w.shot('new-fs-target');
+    expect(w.unnamed).toEqual([]);
+  }, 600_000);
 });

@@ -57,7 +57,7 @@ describe('the wizards on the local lab, in a real browser', () => {
     await opener.click();
     const d = w.dialog('Add Server');
     await w.atStep(d, 'Step 1 of 5: Server and SSH', 'add-server-empty');
-    const active = () => page.evaluate(() => document.activeElement?.id ?? document.activeElement?.tagName ?? '');
+    const active = () => page.evaluate<string>('document.activeElement?.id || document.activeElement?.tagName || ""');
     expect(await active()).toBe('as-name');
     await page.keyboard.type('node 9');
     await page.getByLabel('Host', { exact: true }).fill('');
@@ -69,12 +69,12 @@ describe('the wizards on the local lab, in a real browser', () => {
     const inside: boolean[] = [];
     for (let i = 0; i < 25; i++) {
       await page.keyboard.press('Tab');
-      inside.push(await page.evaluate(() => !!document.activeElement?.closest('[role=dialog]')));
+      inside.push(await page.evaluate<boolean>('!!document.activeElement?.closest("[role=dialog]")'));
     }
     expect(inside.every(Boolean)).toBe(true);
     await page.keyboard.press('Escape');
     await d.waitFor({ state: 'detached' });
-    expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Add Server…');
+    expect(await page.evaluate<string>('document.activeElement?.textContent?.trim() ?? ""')).toBe('Add Server…');
     expect(w.unnamed).toEqual([]);
   });
 

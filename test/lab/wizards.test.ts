@@ -35,7 +35,10 @@ describe.skipIf(!isRoot)('the wizards against the network-namespace lab, in a re
     server = await startConsoleServer(dataDir);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+      if (m.type() === 'error' || m.type() === 'warning') console.log(`page ${m.type()}: ${m.text()}`);
+    });
     page.on('pageerror', (e) => problems.push(e.message));
     await page.goto(server.url);
   }, 180_000);
@@ -54,6 +57,24 @@ describe.skipIf(!isRoot)('the wizards against the network-namespace lab, in a re
     const w = new WizardDriver(page, 'netlab');
     onTestFailed(() => w.shot('FAILED'));
     const nodes = lab.nodes as [LabNode, LabNode, LabNode];
+
+    // ---- A host key refused: the server is not reached, and Cancel takes it out again ----
+    await page.getByRole('button', { name: 'Add Server…' }).click();
+    let refused = w.dialog('Add Server');
+    await refused.getByLabel('Server Name', { exact: true }).fill('untrusted');
+    await refused.getByLabel('Host', { exact: true }).fill(nodes[0].address);
+    await refused.getByLabel('SSH agent', { exact: true }).uncheck();
+    await refused.getByLabel('Key File', { exact: true }).fill(lab.clientKey.privateKeyFile);
+    await w.press(refused, 'Next');
+    await refused.getByRole('button', { name: 'Refuse' }).click();
+    await expect.poll(async () => refused.getByRole('status').first().innerText(), { timeout: 60_000 }).toMatch(/Connection: (failed|unreachable|disconnected)/);
+    await w.shot('add-refused-host-key');
+    await w.press(refused, 'Next');
+    expect(await refused.getByRole('alert').innerText()).toContain('untrusted is not connected yet');
+    await w.press(refused, 'Cancel');
+    await refused.waitFor({ state: 'detached' });
+    await expect.poll(async () => (await server.call<{ servers: Array<{ name: string }> }>('cluster')).servers.map((s) => s.name), { timeout: 30_000 }).toEqual([]);
+    refused = page.locator('nothing');
 
     // ---- Add Server ×3 ----
     for (const [i, n] of nodes.entries()) {

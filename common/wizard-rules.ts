@@ -90,6 +90,13 @@ export function validateCommPaths(paths: CommPathForm[]): Errors {
   return errors;
 }
 
+/** A server's address as the cluster view shows it ("root@host:22", "[fd00::1]:22", "local 127.0.0.1:7501") → its host. */
+export function hostOfAddress(address: string): string {
+  const a = address.replace(/^local /, '').replace(/^[^@\s]*@/, '');
+  const m = /^\[(.+)\]:\d+$/.exec(a) ?? /^([^:]+):\d+$/.exec(a);
+  return m ? m[1]! : a;
+}
+
 export const commPathOf = (server: string, p: CommPathForm): CommPath => ({ servers: [server, p.other], addresses: [p.localAddress.trim(), p.remoteAddress.trim()] });
 
 // ---- the cluster as the wizards see it ----
@@ -117,6 +124,8 @@ export function mirrorPlacement(cluster: ClusterView, tag: string): MirrorPlacem
       } else targets.push(s.name);
     }
   }
+  // The source's own list of targets counts too: a target's status may arrive a moment later.
+  for (const t of sourceStatus?.targets ?? []) if (!targets.includes(t.node) && t.node !== source) targets.push(t.node);
   return { tag, source, sourceStatus, inService: sourceStatus?.state === 'in service', targets };
 }
 
@@ -324,6 +333,12 @@ export function validateExtend(f: ExtendForm, facts: ExtendFacts): Errors {
     else if (!choices.some((c) => c[0] === p.addresses[0] && c[1] === p.addresses[1])) errors[`pairs.${i}.addresses`] = `choose one of the comm paths between ${f.targetServer} and ${other}`;
     if (p.mode === 'async' && src?.asyncAllowed === false) errors[`pairs.${i}.mode`] = `"${f.tag}" was created without asynchronous replication; choose synchronous (or recreate it with Enable Asynchronous Replication = Yes)`;
     else if (p.mode !== 'sync' && p.mode !== 'async') errors[`pairs.${i}.mode`] = 'choose synchronous or asynchronous';
+    else if (other !== placement.source) {
+      // The agents keep one mode per target, used by whichever server is in service (after a
+      // switchover too): the pairs of one target cannot differ.
+      const first = f.pairs.find((x) => x.other === placement.source);
+      if (first && first.mode !== p.mode) errors[`pairs.${i}.mode`] = `Tandem replicates to ${f.targetServer} in one mode from whichever server is in service; choose ${first.mode === 'sync' ? 'synchronous' : 'asynchronous'} here too, as for ${placement.source}`;
+    }
   }
   return errors;
 }
@@ -341,10 +356,13 @@ export function validateUnextend(cluster: ClusterView, tag: string, server: stri
   return errors;
 }
 
-export function validateDelete(cluster: ClusterView, tag: string): Errors {
+export function validateDelete(cluster: ClusterView, tag: string, db?: ResourceDatabase): Errors {
   const p = mirrorPlacement(cluster, tag);
   if (!tag) return { tag: 'choose the Hierarchy to Delete' };
   if (!p.source) return { tag: p.targets.length ? `"${tag}" has no source in the cluster (only targets on ${p.targets.join(', ')}); bring it in service first` : `there is no DataKeeper resource "${tag}" in the cluster` };
+  // The resources above go with it, but another mirror is never deleted by the way.
+  const other = db ? resourcesAbove(db, tag).find((r) => r.kind === 'datakeeper' && r.tag !== tag) : undefined;
+  if (other) return { tag: `"${other.tag}" (a DataKeeper hierarchy of its own) depends on "${tag}"; delete that dependency first (Edit → Resource → Delete Dependency)` };
   return {};
 }
 

@@ -20,6 +20,8 @@ export interface LsblkDevice {
   ro: boolean;
   pkname?: string | null;
   children?: LsblkDevice[];
+  /** Set when probing its contents failed (blkid hung on it): it is then never offered. */
+  probeError?: string;
 }
 
 export interface DiskSnapshot {
@@ -123,6 +125,7 @@ function judge(n: Node, swaps: Set<string>, filter: DiskFilter): DiskCandidate {
   else if (below.length > 0) reasons.push(`in use by ${below.map((x) => `${x.dev.path} (${x.dev.type})`).join(', ')}`);
 
   if (d.ro) reasons.push('read-only');
+  if (d.probeError) reasons.push(`its contents could not be read (${d.probeError}); check the device before using it`);
   if (filter.minSize !== undefined && size > 0 && size < filter.minSize) reasons.push(`smaller than the source (${size} < ${filter.minSize} bytes)`);
 
   return { path: d.path, name: d.name, kind: d.type, size, fstype: d.fstype, eligible: reasons.length === 0, reasons };
@@ -180,10 +183,15 @@ async function fillFsTypes(devices: LsblkDevice[]): Promise<void> {
   walk(devices);
   if (missing.length === 0 || !findTool('blkid')) return;
   // One blkid per device: given several, it stops at the first it may not open.
+  // A device that does not answer (a hung loop or network device) is marked, not fatal to the list.
   await Promise.all(missing.map(async (d) => {
-    const r = await runTool('blkid', ['-p', '-o', 'value', '-s', 'TYPE', d.path], `find the file system type of ${d.path}`, 15_000);
-    const type = r.code === 0 ? r.stdout.trim() : '';
-    if (type) d.fstype = type;
+    try {
+      const r = await runTool('blkid', ['-p', '-o', 'value', '-s', 'TYPE', d.path], `find the file system type of ${d.path}`, 15_000);
+      const type = r.code === 0 ? r.stdout.trim() : '';
+      if (type) d.fstype = type;
+    } catch (err) {
+      d.probeError = (err as Error).message;
+    }
   }));
 }
 

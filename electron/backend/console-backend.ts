@@ -12,12 +12,12 @@ import type {
 } from '../../common/console-api.js';
 import { serverDefinition } from '../../common/console-api.js';
 import { actionName, cliEquivalent } from '../../common/cli-equivalent.js';
+import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
 import { ClusterStore, SecretStore, type SecretCipher } from './cluster-store.js';
 import { LocalLab, type LocalLabNode } from './local-lab.js';
 import { PromptBroker } from './prompts.js';
 import { BaseConnection, type ServerConnection } from './server-connection.js';
 import { HierarchyActions } from './hierarchy-actions.js';
-import { EMPTY_RESOURCE_DATABASE, type ResourceDatabase } from '../../common/resource-database.js';
 import type { HierarchyRequest } from '../../common/hierarchy.js';
 import type { ExtendForm } from '../../common/wizard-rules.js';
 

@@ -166,7 +166,7 @@ export class HierarchyActions {
     const cluster = await this.freshCluster();
     const db0 = await this.d.db.read();
     const dk = dataKeeperTagOf(db0, cluster, tag) ?? tag;
-    const errors = validateDelete(cluster, dk);
+    const errors = validateDelete(cluster, dk, db0);
     if (Object.keys(errors).length) throw new FieldErrors(errors, 'Delete Resource Hierarchy');
     const p = mirrorPlacement(cluster, dk);
     const source = p.source!;

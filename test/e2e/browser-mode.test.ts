@@ -34,6 +34,10 @@ describe('browser mode', () => {
     await page.goto(server.url);
     await page.getByRole('region', { name: 'Welcome' }).getByText('Cluster: No cluster').waitFor();
     await page.getByRole('button', { name: 'Open Local Lab' }).click();
+    // The Open Local Lab wizard: 3 nodes by default.
+    const wizard = page.getByRole('dialog', { name: 'Open Local Lab' });
+    await wizard.getByRole('button', { name: 'Open', exact: true }).click();
+    await wizard.getByRole('button', { name: 'Done', exact: true }).click({ timeout: 60_000 });
     const heads = page.getByRole('grid', { name: 'Resource states by server' }).getByRole('columnheader');
     await expect.poll(async () => heads.allInnerTexts(), { timeout: 60_000 }).toEqual(['node1\nconnected', 'node2\nconnected', 'node3\nconnected']);
     await page.screenshot({ path: path.join(shots, 'browser-mode-local-lab.png') });

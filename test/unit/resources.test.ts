@@ -71,6 +71,13 @@ describe('eligibleDisks', () => {
     expect(list.get('/dev/loop7')!.reasons).toEqual(['already protected by Tandem (a mirror, target or NetRAID device)']);
   });
 
+  it('a device whose contents could not be probed (blkid hung) is listed, not offered, and does not spoil the list', () => {
+    const hung = { blockDevices: [dev('loop6', 'loop', GiB, { probeError: 'blkid -p … /dev/loop6 did not finish within 15 s' }), dev('loop5', 'loop', GiB)], swaps: [], mounts: [] };
+    const l = byPath(eligibleDisks(hung, { protectedDevices: new Set() }));
+    expect(l.get('/dev/loop6')!.reasons).toEqual(['its contents could not be read (blkid -p … /dev/loop6 did not finish within 15 s); check the device before using it']);
+    expect(l.get('/dev/loop5')!.eligible).toBe(true);
+  });
+
   it('for a target, leaves out devices smaller than the source', () => {
     const t = byPath(eligibleDisks(snapshot, { protectedDevices: new Set(), minSize: 9 * GiB }));
     expect(t.get('/dev/sdd')!.reasons).toEqual([`smaller than the source (${8 * GiB} < ${9 * GiB} bytes)`]);

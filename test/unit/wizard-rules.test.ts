@@ -5,7 +5,7 @@ import type { DiskCandidate } from '../../common/hierarchy.js';
 import { validateHierarchy, type HierarchyContext } from '../../common/hierarchy-rules.js';
 import type { ResourceDatabase } from '../../common/resource-database.js';
 import {
-  addServerDefinition, emptyAddServerForm, extendDefaults, inServiceRefusal, outOfServiceRefusal, pathChoices, validateAddServer,
+  addServerDefinition, emptyAddServerForm, extendDefaults, hostOfAddress, inServiceRefusal, outOfServiceRefusal, pathChoices, validateAddServer,
   validateCommPaths, validateCreateDependency, validateDelete, validateDeleteDependency, validateExtend, validateLabNodes, validatePreExtend,
   validateUnextend, type ExtendFacts,
 } from '../../common/wizard-rules.js';
@@ -39,6 +39,10 @@ describe('Add Server', () => {
     expect(validateAddServer({ ...ok, keyFile: 'id_rsa' }, []).keyFile).toContain('id_rsa is not an absolute path');
     expect(validateAddServer({ ...ok, auth: ['password'], keyFile: '/k' }, []).keyFile).toContain('"key file" is not one of the ways to log in');
     expect(validateAddServer({ ...ok, useJumpHost: true }, [])['jump.host']).toBe('enter the host: a DNS name or an IP address');
+  });
+  it('the other servers\' hosts are the defaults of the comm paths', () => {
+    expect(['root@10.77.1.11:22', 'admin@[fd00::5]:2222', 'node1.example:22', 'local 127.0.0.1:7501', 'local'].map(hostOfAddress))
+      .toEqual(['10.77.1.11', 'fd00::5', 'node1.example', '127.0.0.1', 'local']);
   });
   it('comm paths: an address each side, without a port', () => {
     expect(validateCommPaths([{ other: 'node1', localAddress: '10.1.0.4', remoteAddress: 'fd00::1' }])).toEqual({});
@@ -105,9 +109,13 @@ describe('Pre-Extend and Extend', () => {
     expect(d.templatePriority).toBeNull();
     expect(d.targetPriority).toBe(11);
     expect(d.pairs).toEqual([{ other: 'node1', addresses: ['10.1.0.3', '10.1.0.1'], mode: 'sync' }, { other: 'node2', addresses: ['10.1.0.3', '10.1.0.2'], mode: 'sync' }]);
-    expect(validateExtend({ ...d, pairs: [{ ...d.pairs[0]!, mode: 'async' }, d.pairs[1]!] }, f)).toEqual({
+    expect(validateExtend({ ...d, pairs: d.pairs.map((p) => ({ ...p, mode: 'async' as const })) }, f)).toEqual({
       'pairs.0.mode': '"dr" was created without asynchronous replication; choose synchronous (or recreate it with Enable Asynchronous Replication = Yes)',
+      'pairs.1.mode': '"dr" was created without asynchronous replication; choose synchronous (or recreate it with Enable Asynchronous Replication = Yes)',
     });
+    // One mode per target, whichever server is in service.
+    const mixed = validateExtend({ ...d, pairs: [d.pairs[0]!, { ...d.pairs[1]!, mode: 'async' }] }, { ...f, cluster: { ...f.cluster, servers: f.cluster.servers.map((s) => ({ ...s, mirrors: s.mirrors.map((m) => ({ ...m, asyncAllowed: true })) })) } });
+    expect(mixed).toEqual({ 'pairs.1.mode': 'Tandem replicates to node3 in one mode from whichever server is in service; choose synchronous here too, as for node1' });
     expect(validatePreExtend({ ...d, targetPriority: 10 }, f).targetPriority).toBe('priority 10 is already used by node2 for "dr"; choose an unused one');
     expect(validatePreExtend({ ...d, targetPriority: 1000 }, f).targetPriority).toBe('the Target Priority is a whole number from 1 to 999 (1 = highest)');
   });
@@ -156,8 +164,14 @@ describe('Unextend, Delete, In Service, Out of Service', () => {
     expect(validateUnextend(view([server('node1', [mirror('dr', 'node1', 'source')]), server('node4', [])]), 'dr', 'node4').server).toBe('"dr" is not extended to node4; its targets: none');
     expect(validateUnextend(c, 'nope', 'node2').tag).toBe('there is no DataKeeper resource "nope" in the cluster');
   });
-  it('delete needs the source', () => {
+  it('delete needs the source, and never takes another mirror with it', () => {
     expect(validateDelete(c, 'dr')).toEqual({});
+    const db: ResourceDatabase = { version: 1, flags: [], resources: [
+      { tag: 'dr', kind: 'datakeeper', dependsOn: [], switchback: 'intelligent', instances: [] },
+      { tag: 'fs', kind: 'filesystem', dependsOn: ['dr'], switchback: 'intelligent', instances: [] },
+      { tag: 'dr2', kind: 'datakeeper', dependsOn: ['fs'], switchback: 'intelligent', instances: [] },
+    ] };
+    expect(validateDelete(c, 'dr', db).tag).toBe('"dr2" (a DataKeeper hierarchy of its own) depends on "dr"; delete that dependency first (Edit → Resource → Delete Dependency)');
     expect(validateDelete(view([server('node2', [mirror('dr', 'node2', 'target')])]), 'dr').tag).toContain('has no source in the cluster');
   });
   it('in service on a target is a switchover, refused while it resyncs with the manual\'s reason', () => {

@@ -23,6 +23,8 @@ export interface WizardContext {
 export const useWizardStore = defineStore('wizards', {
   state: () => ({
     active: null as { name: WizardName; context: WizardContext } | null,
+    /** The server whose questions (host key, passwords) the open wizard shows itself (Add Server). */
+    promptsFor: null as string | null,
   }),
   actions: {
     open(name: WizardName, context: WizardContext = {}) {
@@ -30,6 +32,7 @@ export const useWizardStore = defineStore('wizards', {
     },
     close() {
       this.active = null;
+      this.promptsFor = null;
     },
   },
 });

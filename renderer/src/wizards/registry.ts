@@ -1,14 +1,18 @@
 // Wizard name → component. Each wizard is a component with props { context: WizardContext } that
-// emits 'close' when it is finished or cancelled. WizardHost renders the open one.
-import { defineComponent, h, type Component, type PropType } from 'vue';
+// emits 'close' when it is finished or cancelled. WizardHost renders the open one. The components are
+// loaded when first opened (defineAsyncComponent): the registry itself stays importable from plain
+// Node (the stores' unit tests) and the main bundle small.
+import { defineAsyncComponent, defineComponent, h, type Component, type PropType } from 'vue';
 import type { WizardContext, WizardName } from '../stores/wizards.js';
-import AddServerWizard from './AddServerWizard.vue';
-import CreateHierarchyWizard from './CreateHierarchyWizard.vue';
-import DependencyWizard from './DependencyWizard.vue';
-import ExtendWizard from './ExtendWizard.vue';
-import LocalLabWizard from './LocalLabWizard.vue';
-import ServerResourceWizard, { type ServerResourceAction } from './ServerResourceWizard.vue';
-import RewindWizard from './rewind/RewindWizard.vue';
+import type { ServerResourceAction } from './use-wizard.js';
+
+const AddServerWizard = defineAsyncComponent(() => import('./AddServerWizard.vue'));
+const CreateHierarchyWizard = defineAsyncComponent(() => import('./CreateHierarchyWizard.vue'));
+const DependencyWizard = defineAsyncComponent(() => import('./DependencyWizard.vue'));
+const ExtendWizard = defineAsyncComponent(() => import('./ExtendWizard.vue'));
+const LocalLabWizard = defineAsyncComponent(() => import('./LocalLabWizard.vue'));
+const ServerResourceWizard = defineAsyncComponent(() => import('./ServerResourceWizard.vue'));
+const RewindWizard = defineAsyncComponent(() => import('./rewind/RewindWizard.vue'));
 
 /** One shared component in a given mode, with the registry's props and event. */
 function variant(name: string, inner: Component, extra: Record<string, unknown>): Component {

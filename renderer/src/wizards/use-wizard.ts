@@ -4,17 +4,27 @@
 import { ref } from 'vue';
 import type { Errors } from '../../../common/wizard-rules.js';
 
+/** The wizards ServerResourceWizard.vue plays. */
+export type ServerResourceAction = 'unextend' | 'delete' | 'in-service' | 'out-of-service';
+
 export function useWizard() {
   const step = ref(0);
   const errors = ref<Errors>({});
   const error = ref('');
   const busy = ref('');
 
-  function check(found: Errors): boolean {
+  /** `shown`: the fields on this step; errors of others (an earlier step's) are spelled out in the error area. */
+  function check(found: Errors, shown?: readonly string[]): boolean {
     errors.value = found;
-    const n = Object.keys(found).length;
-    error.value = n ? `Correct the ${n === 1 ? 'field' : `${n} fields`} marked below to continue.` : '';
-    return n === 0;
+    const keys = Object.keys(found);
+    const elsewhere = shown ? keys.filter((k) => !shown.includes(k)) : [];
+    const here = keys.length - elsewhere.length;
+    const parts = [
+      here ? `Correct the ${here === 1 ? 'field' : `${here} fields`} marked in red to continue.` : '',
+      ...elsewhere.map((k) => found[k]!),
+    ].filter(Boolean);
+    error.value = parts.join('\n');
+    return keys.length === 0;
   }
 
   async function run<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {
@@ -31,10 +41,4 @@ export function useWizard() {
   }
 
   return { step, errors, error, busy, check, run };
-}
-
-/** "host:22" → "host"; "[fd00::1]:22" → "fd00::1"; "local" stays. */
-export function hostOf(address: string): string {
-  const m = /^\[(.+)\]:\d+$/.exec(address) ?? /^(.+):\d+$/.exec(address);
-  return m ? m[1]! : address;
 }

@@ -173,6 +173,25 @@ export function encodeWrite(seq: number, offset: number, data: readonly Buffer[]
 /** Bytes before the data in a WRITE frame: length, type, seq, offset. */
 export const WRITE_HEADER_LENGTH = 21;
 
+/** Fills in the header of a WRITE frame whose `dataLength` bytes of data follow it in `b`. */
+export function writeWriteHeader(b: Buffer, seq: number, offset: number, dataLength: number): Buffer {
+  b.writeUInt32BE(17 + dataLength, 0);
+  b.writeUInt8(FrameType.WRITE, 4);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  b.writeBigUInt64BE(BigInt(offset), 13);
+  return b;
+}
+
+/**
+ * A WRITE frame for `dataLength` bytes in a buffer of BufferPool.shared, header filled in, data to be
+ * put at WRITE_HEADER_LENGTH by the caller. Frames go out at the rate writes come in: fresh buffers for
+ * each made V8 count them as external memory and run full garbage collections (seen with perf on the
+ * source agent). Give it back with BufferPool.shared.release() once every socket has written it.
+ */
+export function pooledWriteFrame(seq: number, offset: number, dataLength: number): Buffer {
+  return writeWriteHeader(BufferPool.shared.acquire(WRITE_HEADER_LENGTH + dataLength), seq, offset, dataLength);
+}
+
 /** Sets the sequence number of an encoded WRITE, ZERO or FLUSH frame; returns the frame. */
 export function setFrameSeq(frame: Buffer, seq: number): Buffer {
   frame.writeBigUInt64BE(BigInt(seq), 5);

@@ -27,6 +27,8 @@ export interface BlockStore {
   readonly canFastZero: boolean;
   /** The data; the caller may hand the buffer to BufferPool.shared.release() once done with it. */
   read(offset: number, length: number): Promise<Buffer>;
+  /** Optional: reads `into.length` bytes at `offset` into a buffer the caller owns (saves a copy). */
+  readInto?(offset: number, into: Buffer): Promise<void>;
   /**
    * Writes the concatenation of `data` (the payload as it arrived, in pieces, so it need not be copied).
    * Resolves once written; with `fua`, once on stable storage.

@@ -11,6 +11,8 @@ export interface FileIo {
   /** The same, on the calling thread: used for small writes, where a thread-pool round trip costs more than the copy. */
   pwritevSync(fd: number, data: readonly Buffer[], position: number): number;
   pread(fd: number, into: Buffer, offset: number, position: number, length: number): Promise<number>;
+  /** The same, on the calling thread (optional: stores without it always use pread). */
+  preadSync?(fd: number, into: Buffer, offset: number, position: number, length: number): number;
   fdatasync(fd: number): Promise<void>;
   /** Deallocates a range (hole punch on a file, discard or zero-out on a device); false if unsupported. */
   deallocate(fd: number, isBlockDevice: boolean, offset: number, length: number, mustZero: boolean): Promise<boolean>;
@@ -32,6 +34,7 @@ export const nodeFileIo: FileIo = {
     new Promise((resolve, reject) =>
       fs.read(fd, into, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))),
     ),
+  preadSync: (fd, into, offset, position, length) => fs.readSync(fd, into, offset, length, position),
   fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
   // Node has no fallocate(2) or BLKDISCARD/BLKZEROOUT, so util-linux does it. Called only for large
   // ranges (see FAST_ZERO_MIN), where a process start is cheap next to writing the bytes.
@@ -51,6 +54,8 @@ export const nodeFileIo: FileIo = {
  * bench/nbd-export). TANDEM_SYNC_WRITE_MAX overrides it; 0 sends every write through the pool.
  */
 export const SYNC_WRITE_MAX = Number(process.env.TANDEM_SYNC_WRITE_MAX ?? 64 * 1024);
+/** Reads up to this size likewise (TANDEM_SYNC_READ_MAX; 0: every read through the pool). */
+export const SYNC_READ_MAX = Number(process.env.TANDEM_SYNC_READ_MAX ?? 0);
 
 /** Drops the first n bytes from a list of buffers (after a short write). */
 export function dropPrefix(data: readonly Buffer[], n: number): Buffer[] {
@@ -137,9 +142,17 @@ export class FileBlockStore implements BlockStore {
 
   async read(offset: number, length: number): Promise<Buffer> {
     const into = BufferPool.shared.acquire(length);
+    await this.readInto(offset, into);
+    return into;
+  }
+
+  async readInto(offset: number, into: Buffer): Promise<void> {
+    const length = into.length;
     let done = 0;
     while (done < length) {
-      const n = await this.io.pread(this.fd, into, done, offset + done, length - done);
+      const n = length <= SYNC_READ_MAX && this.io.preadSync
+        ? this.io.preadSync(this.fd, into, done, offset + done, length - done)
+        : await this.io.pread(this.fd, into, done, offset + done, length - done);
       if (n === 0) {
         // A file shrunk under us: what is past its end reads as zeroes, like a hole.
         into.fill(0, done);
@@ -147,7 +160,6 @@ export class FileBlockStore implements BlockStore {
       }
       done += n;
     }
-    return into;
   }
 
   async write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {

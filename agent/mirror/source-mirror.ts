@@ -169,20 +169,32 @@ export class SourceMirror implements BlockStore, MirrorCore {
     const rotation = this.policy.beforeWrite?.();
     if (rotation) await rotation;
     const slots = this.links.map((l) => l.slot);
+    // Pins the bits until the write is sent (see IntentLog.markDirty); a rejection unpins them.
     if (slots.length > 0) await this.log.markDirty(slots, first, last);
-    await this.locks.beginWrite(first, last);
+    let pinned = slots.length > 0;
+    try {
+      await this.locks.beginWrite(first, last);
+    } catch (err) {
+      if (pinned) this.log.unpin(slots, first, last);
+      throw err;
+    }
     try {
       const seq = this.nextSeq();
       const waits: Promise<void>[] = [];
       const connected = this.links.filter((l) => l.connected);
-      for (const link of connected) {
-        // One frame for all targets (and one compressed frame for those that agreed to compression).
-        const { frame, onWritten } = frameFor(seq, link.compression);
-        if (!link.send(frame, seq, first, last, length, onWritten)) {
-          onWritten?.();
-          continue;
+      try {
+        for (const link of connected) {
+          // One frame for all targets (and one compressed frame for those that agreed to compression).
+          const { frame, onWritten } = frameFor(seq, link.compression);
+          if (!link.send(frame, seq, first, last, length, onWritten)) {
+            onWritten?.();
+            continue;
+          }
+          waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
         }
-        waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
+      } finally {
+        if (pinned) this.log.unpin(slots, first, last);
+        pinned = false;
       }
       try {
         await local();

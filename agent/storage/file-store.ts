@@ -53,7 +53,7 @@ export const nodeFileIo: FileIo = {
  * few microseconds, much less than handing the request to libuv's thread pool and back (measured in
  * bench/nbd-export). TANDEM_SYNC_WRITE_MAX overrides it; 0 sends every write through the pool.
  */
-export const SYNC_WRITE_MAX = Number(process.env.TANDEM_SYNC_WRITE_MAX ?? 64 * 1024);
+export const SYNC_WRITE_MAX = Number(process.env.TANDEM_SYNC_WRITE_MAX ?? 1024 * 1024);
 /** Reads up to this size likewise (TANDEM_SYNC_READ_MAX; 0: every read through the pool). */
 export const SYNC_READ_MAX = Number(process.env.TANDEM_SYNC_READ_MAX ?? 0);
 

@@ -74,8 +74,8 @@ describe('FileBlockStore system-call order', () => {
   it('a write without FUA does not sync, large writes go through the thread pool path too', async () => {
     const events: string[] = [];
     const store = openWith(recordingIo(events));
-    await store.write(0, [Buffer.alloc(256 * 1024)], false);
-    expect(events).toEqual(['pwrite 0+262144']);
+    await store.write(0, [Buffer.alloc(2 * 1024 * 1024)], false);
+    expect(events).toEqual(['pwrite 0+2097152']);
     await store.close();
   });
 
@@ -87,6 +87,34 @@ describe('FileBlockStore system-call order', () => {
     await done;
     const back = await store.read(8192, data.length);
     expect(back.every((b) => b === 0x5a)).toBe(true);
+    await store.close();
+  });
+
+  it('reads on the calling thread while they are fast; two slow ones in a row send reads to the thread pool', async () => {
+    const calls: string[] = [];
+    let slow = false;
+    const io: FileIo = {
+      ...recordingIo([]),
+      pread: async (_fd, _into, _o, _p, len) => {
+        calls.push('pool');
+        return len;
+      },
+      preadSync: (_fd, _into, _o, _p, len) => {
+        calls.push('sync');
+        const until = performance.now() + (slow ? 5 : 0);
+        while (performance.now() < until); // a read that waited for the device
+        return len;
+      },
+    };
+    const store = openWith(io);
+    await store.read(0, 4096);
+    slow = true;
+    await store.read(0, 4096);
+    await store.read(0, 4096);
+    slow = false;
+    await store.read(0, 4096);
+    await store.read(0, 2 * 1024 * 1024); // larger than TANDEM_SYNC_READ_MAX: always the pool
+    expect(calls).toEqual(['sync', 'sync', 'sync', 'pool', 'pool']);
     await store.close();
   });
 

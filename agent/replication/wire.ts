@@ -355,6 +355,9 @@ export function decodeFrame(type: number, body: Buffer): Frame {
  * is copied once into a buffer of its own — from the shared pool when large; hand it back with
  * BufferPool.shared.release() when done, or leave it to the GC.
  */
+/** A body with at least this much still to come is received in place (nextReceiveBuffer). */
+const DIRECT_RECEIVE_MIN = 64 * 1024;
+
 export class FrameAssembler {
   private readonly head = Buffer.alloc(5);
   private headFill = 0;
@@ -380,7 +383,9 @@ export class FrameAssembler {
         this.bodyFill = 0;
       }
       const k = Math.min(this.body.length - this.bodyFill, bytes.length - at);
-      bytes.copy(this.body, this.bodyFill, at, at + k);
+      // Bytes the kernel already put in place (see nextReceiveBuffer) need no copy.
+      const inPlace = at === 0 && bytes.buffer === this.body.buffer && bytes.byteOffset === this.body.byteOffset + this.bodyFill;
+      if (!inPlace) bytes.copy(this.body, this.bodyFill, at, at + k);
       this.bodyFill += k;
       at += k;
       if (this.bodyFill === this.body.length) {
@@ -389,6 +394,16 @@ export class FrameAssembler {
         onFrame(decodeFrame(this.type, body), body);
       }
     }
+  }
+
+  /**
+   * Where the socket's next read should land: the rest of a large frame body still arriving (the kernel
+   * copies it there: no copy out of a shared receive buffer), or null. At most the body's remaining
+   * bytes are read into it, so it never holds the next frame.
+   */
+  nextReceiveBuffer(): Buffer | null {
+    if (!this.body || this.body.length - this.bodyFill < DIRECT_RECEIVE_MIN) return null;
+    return this.body.subarray(this.bodyFill);
   }
 
   /** The frames completed by `bytes` (with what came before), as an array. */

@@ -55,16 +55,17 @@ export const nodeFileIo: FileIo = {
  */
 export const SYNC_WRITE_MAX = Number(process.env.TANDEM_SYNC_WRITE_MAX ?? 1024 * 1024);
 /**
- * Reads up to this size are made on the event-loop thread too, while they are fast (TANDEM_SYNC_READ_MAX;
- * 0: every read through the pool). A read served from the page cache is a copy, like a write; one that
- * has to wait for the device would stall every connection, so two reads in a row slower than SLOW_READ_MS
- * (one alone may just have been preempted on a busy machine) send reads to the thread pool for the next
- * POOL_READS_MS. Measured in bench/nbd-export (seqread-1m):
- * 0.46 → 0.33 CPU s/GiB.
+ * Reads up to this size may be made on the event-loop thread too (TANDEM_SYNC_READ_MAX; default 0:
+ * every read through the thread pool). A read served from the page cache is a copy, like a write, and
+ * costs less there (bench/nbd-export seqread-1m: 0.46 → 0.33 CPU s/GiB). But a read that waits for the
+ * device stalls every connection and serialises reads to one at a time, so it is off by default (for
+ * memory-backed disks, or disks that fit the page cache); and while on, two reads in a row slower than
+ * a page-cache copy (slowRead) send reads to the thread pool for POOL_READS_MS.
  */
-export const SYNC_READ_MAX = Number(process.env.TANDEM_SYNC_READ_MAX ?? 1024 * 1024);
-const SLOW_READ_MS = 2;
+export const SYNC_READ_MAX = Number(process.env.TANDEM_SYNC_READ_MAX ?? 0);
 const POOL_READS_MS = 2_000;
+/** Slower than a page-cache copy: 50 µs plus 1 ms per MiB. */
+const slowRead = (ms: number, bytes: number) => ms > 0.05 + bytes / (1024 * 1024);
 
 /** Drops the first n bytes from a list of buffers (after a short write). */
 export function dropPrefix(data: readonly Buffer[], n: number): Buffer[] {
@@ -108,6 +109,7 @@ export class FileBlockStore implements BlockStore {
     readonly readOnly: boolean,
     private readonly isBlockDevice: boolean,
     private readonly io: FileIo,
+    private readonly syncReadMax: number,
   ) {}
 
   readonly syncWriteMax = SYNC_WRITE_MAX;
@@ -117,7 +119,8 @@ export class FileBlockStore implements BlockStore {
   }
 
   /** Opens a file or block device; errors name the path and say what to do. */
-  static open(path: string, options: { readOnly: boolean; io?: FileIo }): FileBlockStore {
+  /** @param options.syncReadMax reads up to this size on the calling thread while fast (default TANDEM_SYNC_READ_MAX) */
+  static open(path: string, options: { readOnly: boolean; io?: FileIo; syncReadMax?: number }): FileBlockStore {
     let st: fs.Stats;
     try {
       st = fs.statSync(path);
@@ -149,7 +152,7 @@ export class FileBlockStore implements BlockStore {
       fs.closeSync(fd);
       throw new OpenError(`${path} is empty (0 bytes). Give it a size first (for example: truncate -s 1G ${path}).`);
     }
-    return new FileBlockStore(fd, path, size, options.readOnly, st.isBlockDevice(), options.io ?? nodeFileIo);
+    return new FileBlockStore(fd, path, size, options.readOnly, st.isBlockDevice(), options.io ?? nodeFileIo, options.syncReadMax ?? SYNC_READ_MAX);
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
@@ -163,11 +166,11 @@ export class FileBlockStore implements BlockStore {
     let done = 0;
     while (done < length) {
       let n: number;
-      if (length <= SYNC_READ_MAX && this.io.preadSync && (this.poolReadsUntil === 0 || performance.now() >= this.poolReadsUntil)) {
+      if (length <= this.syncReadMax && this.io.preadSync && (this.poolReadsUntil === 0 || performance.now() >= this.poolReadsUntil)) {
         const t0 = performance.now();
         n = this.io.preadSync(this.fd, into, done, offset + done, length - done);
         const t1 = performance.now();
-        this.slowReads = t1 - t0 > SLOW_READ_MS ? this.slowReads + 1 : 0;
+        this.slowReads = slowRead(t1 - t0, length - done) ? this.slowReads + 1 : 0;
         this.poolReadsUntil = this.slowReads >= 2 ? t1 + POOL_READS_MS : 0;
       } else {
         n = await this.io.pread(this.fd, into, done, offset + done, length - done);

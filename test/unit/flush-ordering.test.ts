@@ -46,11 +46,11 @@ describe('FileBlockStore system-call order', () => {
     };
   }
 
-  function openWith(io: FileIo): FileBlockStore {
+  function openWith(io: FileIo, syncReadMax?: number): FileBlockStore {
     const dir = tempDir('order');
     const file = path.join(dir, 'disk.img');
     fs.writeFileSync(file, Buffer.alloc(1 << 20));
-    return FileBlockStore.open(file, { readOnly: false, io });
+    return FileBlockStore.open(file, { readOnly: false, io, ...(syncReadMax !== undefined ? { syncReadMax } : {}) });
   }
 
   it('a FUA write resolves only after fdatasync has completed', async () => {
@@ -90,7 +90,16 @@ describe('FileBlockStore system-call order', () => {
     await store.close();
   });
 
-  it('reads on the calling thread while they are fast; two slow ones in a row send reads to the thread pool', async () => {
+  it('reads through the thread pool by default', async () => {
+    const calls: string[] = [];
+    const io: FileIo = { ...recordingIo([]), pread: async (_fd, _i, _o, _p, len) => (calls.push('pool'), len), preadSync: (_fd, _i, _o, _p, len) => (calls.push('sync'), len) };
+    const store = openWith(io);
+    await store.read(0, 4096);
+    expect(calls).toEqual(['pool']);
+    await store.close();
+  });
+
+  it('with syncReadMax, reads on the calling thread while they are fast; two slow ones in a row send reads to the thread pool', async () => {
     const calls: string[] = [];
     let slow = false;
     const io: FileIo = {
@@ -106,14 +115,14 @@ describe('FileBlockStore system-call order', () => {
         return len;
       },
     };
-    const store = openWith(io);
+    const store = openWith(io, 1024 * 1024);
     await store.read(0, 4096);
     slow = true;
     await store.read(0, 4096);
     await store.read(0, 4096);
     slow = false;
     await store.read(0, 4096);
-    await store.read(0, 2 * 1024 * 1024); // larger than TANDEM_SYNC_READ_MAX: always the pool
+    await store.read(0, 2 * 1024 * 1024); // larger than syncReadMax: always the pool
     expect(calls).toEqual(['sync', 'sync', 'sync', 'pool', 'pool']);
     await store.close();
   });

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     const [n1, n2] = lab.nodes as [LabNode, LabNode];
     const [src, dst] = [n1.disks[0]!, n2.disks[0]!];
     // The same random data on both volumes: the checksum resync should find nothing to send.
-    const filled = await run('sh', ['-c', `head -c ${SIZE_MIB * 2 ** 20} /dev/urandom > ${data} && dd if=${data} of=${src} bs=1M status=none && dd if=${data} of=${dst} bs=1M status=none && sync`], { timeoutMs: 300_000 });
+    const filled = await run('sh', ['-c', `head -c ${SIZE_MIB * 2 ** 20} /dev/urandom > ${data} && dd if=${data} of=${src} bs=1M status=none && dd if=${data} of=${dst} bs=1M status=none`], { timeoutMs: 300_000 });
     if (filled.code !== 0) throw new Error(`filling the volumes: ${filled.stderr}`);
     for (const n of [n1, n2]) {
       await sh(n, `cd /; setsid nohup node ${bundle} run --node ${n.name} --replication ${n.address}:${PORT} --insecure-plaintext </dev/null >/run/tandem/agent.log 2>&1 &`);

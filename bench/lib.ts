@@ -7,7 +7,8 @@ import { callAgent } from '../agent/control/json-rpc.js';
 import type { MirrorStatus, TargetStatus } from '../common/mirror-status.js';
 
 export const repo = path.resolve(import.meta.dirname, '..');
-export const bundle = path.join(repo, 'resources', 'agent', 'tandem-agent.cjs');
+/** The agent bundle to run; BENCH_AGENT_BUNDLE names another build (A/B comparisons of a change). */
+export const bundle = process.env.BENCH_AGENT_BUNDLE ?? path.join(repo, 'resources', 'agent', 'tandem-agent.cjs');
 
 export function exec(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) =>
@@ -71,3 +72,21 @@ export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Ma
 export async function sha256(file: string): Promise<string> {
   return (await exec('sha256sum', [file])).split(' ')[0] as string;
 }
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. Used for the
+ * load-insensitive half of each benchmark: CPU seconds per GiB moved changes little when other work
+ * shares the cores, where throughput does.
+ */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+

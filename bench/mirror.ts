@@ -2,17 +2,22 @@
 // and against `nbdkit file` on a tmpfs file in the same run. All disks are pre-filled tmpfs files.
 // Prints `ratio <row> <mirror/nbdkit>` per row (median of rounds; higher is better).
 //
-// usage: npm run bench:mirror [-- --runtime 5 --rounds 3 --size-mib 256]
+// usage: npm run bench:mirror [-- --runtime 5 --rounds 3 --size-mib 256 --setups sync1,async1,sync2]
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { exec, median, startAgent, tandem, waitFor, type AgentProc } from './lib.js';
+import { cpuSeconds, exec, median, startAgent, tandem, waitFor, type AgentProc } from './lib.js';
 
 const { values } = parseArgs({
-  options: { runtime: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, 'size-mib': { type: 'string', default: '256' } },
+  options: {
+    runtime: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, 'size-mib': { type: 'string', default: '256' },
+    /** Comma-separated setups to run (sync1,async1,sync2); all by default. */
+    setups: { type: 'string', default: '' },
+  },
 });
+const ONLY = values.setups ? values.setups.split(',') : null;
 const RUNTIME = Number(values.runtime);
 const ROUNDS = Number(values.rounds);
 const SIZE_MIB = Number(values['size-mib']);
@@ -27,11 +32,31 @@ const JOBS = [
   { name: '4k', rw: 'randwrite', bs: '4k', qd: 32 },
 ] as const;
 
-async function fio(uri: string, rw: string, bs: string, qd: number): Promise<number> {
+interface Run {
+  mibs: number;
+  /** CPU seconds per GiB written: the servers (source + targets, or nbdkit), and fio itself. */
+  serverCpu: number;
+  fioCpu: number;
+}
+
+async function fio(uri: string, rw: string, bs: string, qd: number, pids: Array<number | undefined>): Promise<Run> {
+  const cpuOf = () => {
+    let sum = 0;
+    for (const p of pids) sum += cpuSeconds(p);
+    return sum;
+  };
+  const cpu0 = cpuOf();
   const out = await exec('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, `--rw=${rw}`, `--bs=${bs}`, `--iodepth=${qd}`,
     `--size=${SIZE_MIB}M`, '--time_based', `--runtime=${RUNTIME}`, '--ramp_time=1', '--output-format=json']);
-  return JSON.parse(out.slice(out.indexOf('{'))).jobs[0].write.bw_bytes / (1024 * 1024);
+  const cpu = cpuOf() - cpu0;
+  const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
+  const bw = job.write.bw_bytes as number;
+  // Bytes over the whole run, ramp included (the servers' CPU counts it), estimated from the bandwidth.
+  const gib = (bw * (RUNTIME + 1)) / 2 ** 30;
+  return { mibs: bw / 2 ** 20, serverCpu: cpu / gib, fioCpu: (((job.usr_cpu + job.sys_cpu) / 100) * RUNTIME) / ((bw * RUNTIME) / 2 ** 30) };
 }
+
+const fmt = (xs: number[], digits: number) => xs.map((x) => x.toFixed(digits)).join('/');
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join('/dev/shm', 'tandem-bench-mirror-'));
@@ -51,6 +76,7 @@ async function main(): Promise<void> {
     agents.push(t1, t2);
     console.log(`# bench/mirror: ${os.cpus().length} cpus, ${SIZE_MIB} MiB tmpfs disks, loopback, ${RUNTIME}s x ${ROUNDS} rounds; node ${process.version}; ${(await exec('nbdkit', ['--version'])).trim()}`);
     for (const setup of SETUPS) {
+      if (ONLY && !ONLY.includes(setup.name)) continue;
       const tag = setup.name;
       const srcDisk = path.join(dir, `${tag}-src.img`);
       await fill(srcDisk);
@@ -68,18 +94,22 @@ async function main(): Promise<void> {
       }, `${tag} connected`);
       const uri = `nbd+unix:///${tag}?socket=${path.join(source.home, 'run', `${tag}.nbd.sock`)}`;
       for (const job of JOBS) {
-        const ours: number[] = [];
-        const anchor: number[] = [];
+        const ours: Run[] = [];
+        const anchor: Run[] = [];
+        const mirrorPids = [source, ...setup.targets.map((_, i) => [t1, t2][i] as AgentProc)].map((a) => a.child.pid);
         for (let r = 0; r < ROUNDS; r++) {
           const order = r % 2 ? ['anchor', 'ours'] : ['ours', 'anchor'];
           for (const which of order) {
-            const v = await fio(which === 'ours' ? uri : `nbd+unix:///?socket=${anchorSock}`, job.rw, job.bs, job.qd);
+            const v = which === 'ours'
+              ? await fio(uri, job.rw, job.bs, job.qd, mirrorPids)
+              : await fio(`nbd+unix:///?socket=${anchorSock}`, job.rw, job.bs, job.qd, [nbdkit?.pid]);
             (which === 'ours' ? ours : anchor).push(v);
           }
         }
         const row = `${setup.name}-${job.name}`;
-        console.log(`# ${row}: mirror ${ours.map((x) => x.toFixed(0)).join('/')} MiB/s, nbdkit ${anchor.map((x) => x.toFixed(0)).join('/')} MiB/s`);
-        console.log(`ratio ${row} ${(median(ours) / median(anchor)).toFixed(2)}`);
+        console.log(`# ${row}: mirror ${fmt(ours.map((x) => x.mibs), 0)} MiB/s, nbdkit ${fmt(anchor.map((x) => x.mibs), 0)} MiB/s`);
+        console.log(`# ${row} CPU s/GiB: agents ${fmt(ours.map((x) => x.serverCpu), 2)} + fio ${fmt(ours.map((x) => x.fioCpu), 2)}; nbdkit ${fmt(anchor.map((x) => x.serverCpu), 2)} + fio ${fmt(anchor.map((x) => x.fioCpu), 2)}; load ${os.loadavg()[0]!.toFixed(1)}`);
+        console.log(`ratio ${row} ${(median(ours.map((x) => x.mibs)) / median(anchor.map((x) => x.mibs))).toFixed(2)}`);
       }
       // The mirror must still be whole after the load.
       await waitFor(async () => {

@@ -2,20 +2,24 @@
 // file, in the same run, alternating servers round by round so drift on a shared machine hits both.
 // Prints one line per row: `ratio <row> <ours/nbdkit>` (median of the rounds, higher is better).
 //
-// usage: npm run bench:nbd-export [-- --runtime 5 --rounds 3 --size-mib 512]
+// usage: npm run bench:nbd-export [-- --runtime 5 --rounds 3 --size-mib 512 --rows seqwrite-64k-qd16,...]
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { cpuSeconds } from './lib.js';
 
 const { values } = parseArgs({
   options: {
     runtime: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     'size-mib': { type: 'string', default: '512' },
+    /** Comma-separated rows to run; all by default. */
+    rows: { type: 'string', default: '' },
   },
 });
+const ONLY = values.rows ? values.rows.split(',') : null;
 const RUNTIME = Number(values.runtime);
 const ROUNDS = Number(values.rounds);
 const SIZE_MIB = Number(values['size-mib']);
@@ -28,7 +32,8 @@ const ROWS = [
 ] as const;
 
 const repo = path.resolve(import.meta.dirname, '..');
-const bundle = path.join(repo, 'resources', 'agent', 'tandem-agent.cjs');
+/** The agent bundle to run; BENCH_AGENT_BUNDLE names another build (A/B comparisons of a change). */
+const bundle = process.env.BENCH_AGENT_BUNDLE ?? path.join(repo, 'resources', 'agent', 'tandem-agent.cjs');
 
 function exec(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
@@ -61,8 +66,9 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** MiB/s of one fio run. */
-async function fio(socket: string, rw: string, bs: string, qd: number): Promise<number> {
+/** MiB/s of one fio run, and the server's CPU seconds per GiB moved (ramp included in both CPU and bytes). */
+async function fio(socket: string, rw: string, bs: string, qd: number, serverPid: number | undefined): Promise<{ mibs: number; cpu: number }> {
+  const cpu0 = cpuSeconds(serverPid);
   const out = await exec('fio', [
     '--name=bench', '--ioengine=nbd', `--uri=nbd+unix:///?socket=${socket}`, `--rw=${rw}`, `--bs=${bs}`,
     `--iodepth=${qd}`, `--size=${SIZE_MIB}M`, '--time_based', `--runtime=${RUNTIME}`, '--ramp_time=1',
@@ -70,7 +76,10 @@ async function fio(socket: string, rw: string, bs: string, qd: number): Promise<
   ]);
   const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
   const side = rw.includes('read') ? job.read : job.write;
-  return side.bw_bytes / (1024 * 1024);
+  const cpu = cpuSeconds(serverPid) - cpu0;
+  // Bytes over the whole run, ramp included, estimated from the measured bandwidth.
+  const gib = (side.bw_bytes * (RUNTIME + 1)) / 2 ** 30;
+  return { mibs: side.bw_bytes / (1024 * 1024), cpu: cpu / gib };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -86,12 +95,16 @@ async function main(): Promise<void> {
     console.log(`# bench/nbd-export: ${os.cpus().length} cpus, ${SIZE_MIB} MiB tmpfs file, ${RUNTIME}s x ${ROUNDS} rounds per server per row`);
     console.log(`# node ${process.version}; ${(await exec('nbdkit', ['--version'])).trim()}; ${(await exec('fio', ['--version'])).trim()}`);
     for (const r of ROWS) {
+      if (ONLY && !ONLY.includes(r.row)) continue;
       const results: Record<'ours' | 'nbdkit', number[]> = { ours: [], nbdkit: [] };
+      const cpu: Record<'ours' | 'nbdkit', number[]> = { ours: [], nbdkit: [] };
       for (let round = 0; round < ROUNDS; round++) {
         for (const kind of round % 2 ? (['nbdkit', 'ours'] as const) : (['ours', 'nbdkit'] as const)) {
           const server = await startServer(kind, file, socket);
           try {
-            results[kind].push(await fio(socket, r.rw, r.bs, r.qd));
+            const run = await fio(socket, r.rw, r.bs, r.qd, server.pid);
+            results[kind].push(run.mibs);
+            cpu[kind].push(run.cpu);
           } finally {
             await stop(server);
           }
@@ -100,6 +113,7 @@ async function main(): Promise<void> {
       const ours = median(results.ours);
       const anchor = median(results.nbdkit);
       console.log(`# ${r.row}: ours ${results.ours.map((x) => x.toFixed(0)).join('/')} MiB/s, nbdkit ${results.nbdkit.map((x) => x.toFixed(0)).join('/')} MiB/s (medians ${ours.toFixed(0)} vs ${anchor.toFixed(0)})`);
+      console.log(`# ${r.row} server CPU s/GiB: ours ${cpu.ours.map((x) => x.toFixed(2)).join('/')}, nbdkit ${cpu.nbdkit.map((x) => x.toFixed(2)).join('/')} (medians ${median(cpu.ours).toFixed(2)} vs ${median(cpu.nbdkit).toFixed(2)}); load ${os.loadavg()[0]!.toFixed(1)}`);
       console.log(`ratio ${r.row} ${(ours / anchor).toFixed(2)}`);
     }
   } finally {

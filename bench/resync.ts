@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { control, exec, fill, median, sha256, startAgent, tandem, targetsOf, waitFor, type AgentProc } from './lib.js';
+import { control, cpuSeconds, exec, fill, median, sha256, startAgent, tandem, targetsOf, waitFor, type AgentProc } from './lib.js';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, rounds: { type: 'string', default: '3' } } });
 const SIZE_MIB = Number(values['size-mib']);
@@ -46,8 +46,9 @@ async function nbdcopyTime(dir: string, src: string): Promise<number> {
 }
 
 /** Seconds from `start()` until the target is back in sync after a new resync pass. */
-async function timeResync(src: AgentProc, tag: string, start: () => Promise<unknown>): Promise<{ seconds: number; bytes: number; sent: number }> {
+async function timeResync(src: AgentProc, tag: string, start: () => Promise<unknown>, tgt?: AgentProc): Promise<{ seconds: number; bytes: number; sent: number; cpu: number }> {
   const before = (await targetsOf(src, tag))[0]!;
+  const cpu0 = cpuSeconds(src.child.pid) + cpuSeconds(tgt?.child.pid);
   const t0 = process.hrtime.bigint();
   await start();
   await waitFor(async () => {
@@ -55,9 +56,11 @@ async function timeResync(src: AgentProc, tag: string, start: () => Promise<unkn
     return t.status === 'Fully Operational' && t.dirtyChunks === 0 && t.resyncBytes + t.checksumCompared > before.resyncBytes + before.checksumCompared;
   }, 'resync', 300_000, 5);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = cpuSeconds(src.child.pid) + cpuSeconds(tgt?.child.pid) - cpu0;
   const after = (await targetsOf(src, tag))[0]!;
   return {
     seconds,
+    cpu,
     bytes: after.resyncBytes - before.resyncBytes,
     sent: after.bytesSent - before.bytesSent + after.bytesReceived - before.bytesReceived,
   };
@@ -81,15 +84,18 @@ async function main(): Promise<void> {
     await waitFor(async () => (await targetsOf(src, 'r'))[0]!.status === 'Fully Operational', 'connected');
 
     const ours: number[] = [];
+    const cpu: number[] = [];
     const anchor: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       anchor.push(await nbdcopyTime(dir, srcDisk));
-      const full = await timeResync(src, 'r', () => control(src, 'mirror.fullresync', { tag: 'r' }));
+      const full = await timeResync(src, 'r', () => control(src, 'mirror.fullresync', { tag: 'r' }), tgt);
       if (full.bytes !== SIZE_MIB * 1024 * 1024) throw new Error(`full resync moved ${full.bytes} bytes`);
       ours.push(full.seconds);
+      cpu.push(full.cpu / (SIZE_MIB / 1024));
     }
     if ((await sha256(srcDisk)) !== (await sha256(tgtDisk))) throw new Error('target differs after full resync');
     console.log(`# full-resync: ours ${ours.map((x) => x.toFixed(2)).join('/')} s, nbdcopy nbdkit→nbdkit ${anchor.map((x) => x.toFixed(2)).join('/')} s`);
+    console.log(`# full-resync CPU of both agents: ${cpu.map((x) => x.toFixed(2)).join('/')} s/GiB; load ${os.loadavg()[0]!.toFixed(1)}`);
     console.log(`ratio full-resync ${(median(anchor) / median(ours)).toFixed(2)}`);
 
     // 1% of the chunks change while the target is paused, then resume.

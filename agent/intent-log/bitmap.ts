@@ -97,10 +97,27 @@ function slotBytes(bits: number): number {
  * every target needs a full resync.
  */
 export class IntentLog {
+  /** The exact state: a bit is set while its chunk may differ on that target (status, resync). */
   readonly slots: BitSet[];
+  /**
+   * What the file holds once the running or pending commit is done: a superset of `slots`. Sets reach
+   * it at once (and are waited for); clears only with flushClears(). So a chunk written again soon
+   * after its bit was cleared in memory is still set on disk and its write waits for no commit.
+   */
+  private readonly disk: BitSet[];
   readonly chunks: number;
-  private dirtyPages = new Set<number>(); // file pages changed in memory but not yet written
-  private commitWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private dirtyPages = new Set<number>(); // file pages of `disk` changed but not yet written
+  private clearPages = new Set<number>(); // pages of `slots` with clears not yet copied to `disk`
+  /** The commit that changes made now will ride (commits are numbered from 1). */
+  private pendingEpoch = 1;
+  /** Every change noted before commit number `durableEpoch` started is on stable storage. */
+  private durableEpoch = 0;
+  /** Bits set in `disk` whose commit has not finished: key → commit number. */
+  private readonly setEpochs = new Map<number, number>();
+  private pendingKeys: number[] = [];
+  private readonly waiters = new Map<number, Array<{ resolve: () => void; reject: (e: Error) => void }>>();
+  /** Bits of writes between markDirty() and unpin(): an acknowledgement of an older write must not clear them. */
+  private readonly pins = new Map<number, number>();
   private committing = false;
   private fd: number | null;
   asyncLimit: number;
@@ -108,6 +125,7 @@ export class IntentLog {
   private constructor(readonly file: string | null, readonly geometry: BitmapGeometry, fd: number | null, slots: BitSet[], asyncLimit: number) {
     this.fd = fd;
     this.slots = slots;
+    this.disk = slots.map((b) => new BitSet(b.size, Buffer.from(b.bytes)));
     this.chunks = chunkCount(geometry);
     this.asyncLimit = asyncLimit;
   }
@@ -169,60 +187,96 @@ export class IntentLog {
 
   /**
    * Sets the bits of chunks [first, last] in the given slots; resolves once they are durable.
-   * Resolves at once when every bit was already set (and so already durable or being made so).
+   * Resolves at once when every bit is already set in the file (durably, by a finished commit).
+   * The bits stay pinned — clear() leaves them — until unpin(), which the writer calls once its write
+   * was handed to the targets (from then on only an acknowledgement of it clears them). Without the
+   * pin, an acknowledgement of an older write to the chunk arriving in between would clear the bit of
+   * a write not yet sent. A rejected markDirty unpins by itself.
    */
   markDirty(slots: readonly number[], first: number, last: number): Promise<void> {
-    let changed = false;
+    let need = 0;
     for (const s of slots) {
-      const set = this.slots[s] as BitSet;
-      for (let c = first; c <= last; c++) if (set.set(c)) {
-        changed = true;
-        this.notePage(s, c);
+      const mem = this.slots[s] as BitSet;
+      const disk = this.disk[s] as BitSet;
+      for (let c = first; c <= last; c++) {
+        mem.set(c);
+        const key = s * 2 ** 32 + c;
+        this.pins.set(key, (this.pins.get(key) ?? 0) + 1);
+        if (this.fd === null) continue;
+        if (disk.set(c)) {
+          this.notePage(s, c);
+          this.setEpochs.set(key, this.pendingEpoch);
+          this.pendingKeys.push(key);
+          need = this.pendingEpoch;
+        } else {
+          const e = this.setEpochs.get(key);
+          if (e !== undefined && e > need) need = e;
+        }
       }
     }
-    if (!this.fd) return Promise.resolve();
-    // Unchanged bits are durable unless a commit that carries them is still pending or running.
-    if (!changed && !this.committing && this.dirtyPages.size === 0) return Promise.resolve();
-    return this.waitCommit();
+    if (this.fd === null || need <= this.durableEpoch) return Promise.resolve();
+    return this.waitEpoch(need).catch((err: unknown) => {
+      this.unpin(slots, first, last);
+      throw err;
+    });
   }
 
-  /** Clears bits in memory; they reach the file with the next commit or flushClears(). */
+  /** The write that marked these bits has been sent to the targets (or will not be): see markDirty. */
+  unpin(slots: readonly number[], first: number, last: number): void {
+    for (const s of slots) {
+      for (let c = first; c <= last; c++) {
+        const key = s * 2 ** 32 + c;
+        const n = (this.pins.get(key) ?? 1) - 1;
+        if (n > 0) this.pins.set(key, n);
+        else this.pins.delete(key);
+      }
+    }
+  }
+
+  /** Clears a bit in memory (not while pinned); it reaches the file with the next flushClears() (lazily). */
   clear(slot: number, chunk: number): void {
-    if ((this.slots[slot] as BitSet).clear(chunk)) this.notePage(slot, chunk);
+    if (this.pins.has(slot * 2 ** 32 + chunk)) return;
+    if ((this.slots[slot] as BitSet).clear(chunk) && this.fd !== null) this.clearPages.add(slot * 1_000_000_000 + Math.floor(chunk / 8 / PAGE));
   }
 
   setAll(slot: number): Promise<void> {
     (this.slots[slot] as BitSet).setAll();
+    (this.disk[slot] as BitSet).setAll();
     this.noteSlot(slot);
-    return this.fd ? this.waitCommit() : Promise.resolve();
+    return this.fd !== null ? this.waitEpoch(this.pendingEpoch) : Promise.resolve();
   }
 
   /** Sets every bit that is set in `bits` (another node's bitmap over the same chunks); resolves once durable. */
   mergeDirty(slot: number, bits: Buffer): Promise<void> {
     const set = this.slots[slot] as BitSet;
+    const disk = this.disk[slot] as BitSet;
     if (bits.length !== set.bytes.length) throw new BitmapFileError(`a peer's bitmap has ${bits.length} bytes, ours ${set.bytes.length}: the mirrors' chunk sizes or volume sizes differ`);
     let changed = false;
     for (let i = 0; i < bits.length; i++) {
-      const merged = (set.bytes[i] as number) | (bits[i] as number);
-      if (merged !== set.bytes[i]) {
-        set.bytes[i] = merged;
+      set.bytes[i] = (set.bytes[i] as number) | (bits[i] as number);
+      const merged = (disk.bytes[i] as number) | (bits[i] as number);
+      if (merged !== disk.bytes[i]) {
+        disk.bytes[i] = merged;
         changed = true;
         this.notePage(slot, i * 8);
       }
     }
-    return changed && this.fd ? this.waitCommit() : Promise.resolve();
+    return changed && this.fd !== null ? this.waitEpoch(this.pendingEpoch) : Promise.resolve();
   }
 
   clearAll(slot: number): Promise<void> {
     (this.slots[slot] as BitSet).clearAll();
+    (this.disk[slot] as BitSet).clearAll();
     this.noteSlot(slot);
-    return this.fd ? this.waitCommit() : Promise.resolve();
+    return this.fd !== null ? this.waitEpoch(this.pendingEpoch) : Promise.resolve();
   }
 
-  /** Writes pending clears without waiting for durability (lazy). */
+  /** Writes the clears made so far to the file (lazy: no writer waits for them). */
   flushClears(): Promise<void> {
-    if (!this.fd || this.dirtyPages.size === 0) return Promise.resolve();
-    return this.waitCommit();
+    if (this.fd === null) return Promise.resolve();
+    this.copyClears();
+    if (this.dirtyPages.size === 0) return Promise.resolve();
+    return this.waitEpoch(this.pendingEpoch);
   }
 
   dirtyCount(slot: number): number {
@@ -231,6 +285,7 @@ export class IntentLog {
 
   close(): void {
     if (this.fd !== null) {
+      this.copyClears();
       this.writePages();
       fs.fsyncSync(this.fd);
       fs.closeSync(this.fd);
@@ -238,8 +293,24 @@ export class IntentLog {
     }
   }
 
+  /** Pages with clears: the file takes the exact state (a superset stays: `slots` ⊆ `disk`). */
+  private copyClears(): void {
+    const per = PAGE;
+    for (const key of this.clearPages) {
+      const slot = Math.floor(key / 1_000_000_000);
+      const page = key % 1_000_000_000;
+      const mem = (this.slots[slot] as BitSet).bytes;
+      const disk = (this.disk[slot] as BitSet).bytes;
+      const start = page * per;
+      if (start >= mem.length) continue;
+      mem.copy(disk, start, start, Math.min(mem.length, start + per));
+      this.dirtyPages.add(key);
+    }
+    this.clearPages.clear();
+  }
+
   private notePage(slot: number, chunk: number): void {
-    if (!this.fd) return;
+    if (this.fd === null) return;
     this.dirtyPages.add(slot * 1_000_000_000 + Math.floor(chunk / 8 / PAGE));
   }
 
@@ -248,29 +319,50 @@ export class IntentLog {
     for (let p = 0; p < pages; p++) this.dirtyPages.add(slot * 1_000_000_000 + p);
   }
 
-  private waitCommit(): Promise<void> {
+  /** Resolves once commit number `epoch` (the running one, or the next) has finished. */
+  private waitEpoch(epoch: number): Promise<void> {
+    if (epoch <= this.durableEpoch) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.commitWaiters.push({ resolve, reject });
+      let list = this.waiters.get(epoch);
+      if (!list) this.waiters.set(epoch, (list = []));
+      list.push({ resolve, reject });
       if (!this.committing) setImmediate(() => void this.commit());
     });
   }
 
-  /** Group commit: write every changed page, one fdatasync, release everyone who waited. */
+  /** Group commit: write every changed page, one fdatasync, release everyone who waited for it. */
   private async commit(): Promise<void> {
     if (this.committing || this.fd === null) return;
+    if (this.dirtyPages.size === 0 && !this.waiters.has(this.pendingEpoch)) return;
     this.committing = true;
-    const waiters = this.commitWaiters;
-    this.commitWaiters = [];
+    const epoch = this.pendingEpoch++;
+    const keys = this.pendingKeys;
+    this.pendingKeys = [];
+    // Waiters for this commit, including those that join while it runs.
+    const takeWaiters = () => {
+      const list = this.waiters.get(epoch) ?? [];
+      this.waiters.delete(epoch);
+      return list;
+    };
     try {
       this.writePages();
       const fd = this.fd;
       await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
-      for (const w of waiters) w.resolve();
+      this.durableEpoch = epoch;
+      for (const k of keys) if (this.setEpochs.get(k) === epoch) this.setEpochs.delete(k);
+      for (const w of takeWaiters()) w.resolve();
     } catch (err) {
-      for (const w of waiters) w.reject(err as Error);
+      // Not durable: these bits ride the next commit again (and their writers failed).
+      for (const k of keys) {
+        if (this.setEpochs.get(k) !== epoch) continue;
+        this.setEpochs.set(k, this.pendingEpoch);
+        this.pendingKeys.push(k);
+        this.notePage(Math.floor(k / 2 ** 32), k % 2 ** 32);
+      }
+      for (const w of takeWaiters()) w.reject(err as Error);
     } finally {
       this.committing = false;
-      if (this.commitWaiters.length > 0) setImmediate(() => void this.commit());
+      if (this.waiters.has(this.pendingEpoch)) setImmediate(() => void this.commit());
     }
   }
 
@@ -280,7 +372,7 @@ export class IntentLog {
     for (const key of this.dirtyPages) {
       const slot = Math.floor(key / 1_000_000_000);
       const page = key % 1_000_000_000;
-      const bytes = (this.slots[slot] as BitSet).bytes;
+      const bytes = (this.disk[slot] as BitSet).bytes;
       const start = page * PAGE;
       const end = Math.min(bytes.length, start + PAGE);
       if (start >= bytes.length) continue;

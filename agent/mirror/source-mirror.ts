@@ -3,7 +3,8 @@
 import type { BlockStore, ZeroOptions } from '../storage/block-store.js';
 import { chunkRange, type IntentLog } from '../intent-log/bitmap.js';
 import { compressWrite } from './compress.js';
-import { encodeBookmark, encodeSeqFrame, encodeWrite, encodeZero, FrameType, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
+import { encodeBookmark, encodeSeqFrame, encodeZero, FrameType, pooledWriteFrame, setFrameSeq, WRITE_HEADER_LENGTH } from '../replication/wire.js';
+import { BufferPool } from '../storage/buffer-pool.js';
 import type { Logger } from '../log.js';
 import { ChunkLocks } from './chunk-locks.js';
 import type { MirrorCore, MirrorPolicy } from './mirror-core.js';
@@ -25,6 +26,12 @@ export interface SourceMirrorOptions {
   creds?: NodeCredentials | null;
   /** The mirror's size when the local disk is larger (a target disk may be; the mirror keeps the source's size). */
   size?: number;
+}
+
+/** A frame for one target, and what to call once its socket has written it (pooled frames). */
+interface SentFrame {
+  frame: Buffer;
+  onWritten?: () => void;
 }
 
 export class SourceMirror implements BlockStore, MirrorCore {
@@ -104,18 +111,29 @@ export class SourceMirror implements BlockStore, MirrorCore {
     // The data is copied into the replication frame now, before anything is awaited: that is the one
     // copy this write makes (so the NBD layer may lend us its receive buffer, see syncWriteMax), and
     // the local write reads from the frame too. The sequence number is filled in once it is known.
-    const frame = encodeWrite(0, offset, data);
+    let length = 0;
+    for (const d of data) length += d.length;
+    const frame = pooledWriteFrame(0, offset, length);
+    let at = WRITE_HEADER_LENGTH;
+    for (const d of data) at += d.copy(frame, at);
     const payload = frame.subarray(WRITE_HEADER_LENGTH);
-    let compressed: Buffer | null | undefined; // computed once, for the targets that agreed to it
-    const frameFor = (seq: number, level: number) => {
-      if (level > 0 && compressed === undefined) compressed = compressWrite(offset, payload, level);
-      return setFrameSeq(level > 0 && compressed ? compressed : frame, seq);
+    // The frame goes back to the pool once the local write is done and every socket has written it.
+    let holds = 1;
+    const release = () => {
+      if (--holds === 0) BufferPool.shared.release(frame);
     };
-    return this.replicated(offset, payload.length, frameFor, () => this.local.write(offset, [payload], fua));
+    let compressed: Buffer | null | undefined; // computed once, for the targets that agreed to it
+    const frameFor = (seq: number, level: number): SentFrame => {
+      if (level > 0 && compressed === undefined) compressed = compressWrite(offset, payload, level);
+      if (level > 0 && compressed) return { frame: setFrameSeq(compressed, seq) };
+      holds++;
+      return { frame: setFrameSeq(frame, seq), onWritten: release };
+    };
+    return this.replicated(offset, length, frameFor, () => this.local.write(offset, [payload], fua)).finally(release);
   }
 
   writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void> {
-    return this.replicated(offset, length, (seq) => encodeZero(seq, offset, length), () => this.local.writeZeroes(offset, length, options));
+    return this.replicated(offset, length, (seq) => ({ frame: encodeZero(seq, offset, length) }), () => this.local.writeZeroes(offset, length, options));
   }
 
   /** A trim is mirrored as zeroes, so that source and target stay byte-identical. */
@@ -168,21 +186,37 @@ export class SourceMirror implements BlockStore, MirrorCore {
    * connected target and the local write, then (sync targets) their acknowledgement or (async) room in
    * the queue.
    */
-  private async replicated(offset: number, length: number, frameFor: (seq: number, compression: number) => Buffer, local: () => Promise<void>): Promise<void> {
+  private async replicated(offset: number, length: number, frameFor: (seq: number, compression: number) => SentFrame, local: () => Promise<void>): Promise<void> {
     const [first, last] = chunkRange(this.chunkSize, offset, length);
     const rotation = this.policy.beforeWrite?.();
     if (rotation) await rotation;
     const slots = this.links.map((l) => l.slot);
+    // Pins the bits until the write is sent (see IntentLog.markDirty); a rejection unpins them.
     if (slots.length > 0) await this.log.markDirty(slots, first, last);
-    await this.locks.beginWrite(first, last);
+    let pinned = slots.length > 0;
+    try {
+      await this.locks.beginWrite(first, last);
+    } catch (err) {
+      if (pinned) this.log.unpin(slots, first, last);
+      throw err;
+    }
     try {
       const seq = this.nextSeq();
       const waits: Promise<void>[] = [];
       const connected = this.links.filter((l) => l.connected);
-      for (const link of connected) {
-        // One frame for all targets (and one compressed frame for those that agreed to compression).
-        if (!link.send(frameFor(seq, link.compression), seq, first, last, length)) continue;
-        waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
+      try {
+        for (const link of connected) {
+          // One frame for all targets (and one compressed frame for those that agreed to compression).
+          const { frame, onWritten } = frameFor(seq, link.compression);
+          if (!link.send(frame, seq, first, last, length, onWritten)) {
+            onWritten?.();
+            continue;
+          }
+          waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
+        }
+      } finally {
+        if (pinned) this.log.unpin(slots, first, last);
+        pinned = false;
       }
       try {
         await local();

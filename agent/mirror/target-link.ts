@@ -7,8 +7,8 @@ import { BitSet } from '../intent-log/bitmap.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import type { Logger } from '../log.js';
 import {
-  encodeGeneration, encodeHashRequest, encodeHello, encodeSeqFrame, encodeSwitched, encodeWrite, FrameAssembler, FrameType, HASH_LENGTH,
-  MAX_HASH_CHUNKS, PROTOCOL, PROTOCOL_VERSION, ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH, type Welcome,
+  encodeGeneration, encodeHashRequest, encodeHello, encodeSeqFrame, encodeSwitched, FrameAssembler, FrameType, HASH_LENGTH,
+  MAX_HASH_CHUNKS, pooledWriteFrame, PROTOCOL, PROTOCOL_VERSION, ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH, type Welcome,
 } from '../replication/wire.js';
 import { compressWrite } from './compress.js';
 import type { MirrorCore } from './mirror-core.js';
@@ -39,6 +39,20 @@ const BACKOFF_MAX_MS = 5_000;
 const RESYNC_RUN_BYTES = 1024 * 1024;
 /** …and keeps at most this much sent and not yet acknowledged. */
 const RESYNC_WINDOW_BYTES = 32 * 1024 * 1024;
+
+/** Runs read ahead of the one being sent (bounded: each holds its chunks' resync locks). */
+const RESYNC_READ_AHEAD = 4;
+
+/** A resync run read and locked, waiting to be sent. */
+interface PreparedRun {
+  c: number;
+  count: number;
+  offset: number;
+  length: number;
+  /** Pooled WRITE frame with the data, sequence number still 0. */
+  frame: Buffer;
+  unlock: () => void;
+}
 
 interface AckWaiter {
   seq: number;
@@ -149,9 +163,9 @@ export class TargetLink {
    * Sends a message covering chunks [first, last]; false if the target is not connected (the
    * intent log keeps the chunks dirty and a later resync sends them).
    */
-  send(frame: Buffer, seq: number, first: number, last: number, payloadBytes: number): boolean {
+  send(frame: Buffer, seq: number, first: number, last: number, payloadBytes: number, onWritten?: () => void): boolean {
     if (!this.ready || !this.socket) return false;
-    this.writeBatched(frame);
+    this.writeBatched(frame, onWritten);
     this.sent.push(seq);
     this.sentBytes.push(frame.length);
     this.bytesSent += frame.length;
@@ -190,8 +204,11 @@ export class TargetLink {
     this.payloadWireBytes += wireBytes;
   }
 
-  /** Frames written in the same turn of the event loop leave in one system call. */
-  private writeBatched(frame: Buffer): void {
+  /**
+   * Frames written in the same turn of the event loop leave in one system call. `onWritten` runs once
+   * the kernel has the frame or the connection is gone (never before: the frame may be a pooled buffer).
+   */
+  private writeBatched(frame: Buffer, onWritten?: () => void): void {
     const socket = this.socket as net.Socket;
     if (!this.corked) {
       this.corked = true;
@@ -201,7 +218,7 @@ export class TargetLink {
         socket.uncork();
       });
     }
-    socket.write(frame);
+    socket.write(frame, onWritten);
   }
 
   /** Resolves once the target acknowledged `seq`, or the connection dropped. */
@@ -543,6 +560,38 @@ export class TargetLink {
     return true;
   }
 
+  /** Locks chunks [c, c+count) for resync and reads them into a pooled WRITE frame (sequence number 0). */
+  private async prepareRun(c: number, count: number): Promise<PreparedRun> {
+    const releases: Array<() => void> = [];
+    const unlock = () => {
+      for (const release of releases.splice(0)) release();
+    };
+    try {
+      for (let i = 0; i < count; i++) releases.push(await this.mirror.locks.lockForResync(c + i));
+      const chunkSize = this.mirror.chunkSize;
+      const offset = c * chunkSize;
+      const length = Math.min(count * chunkSize, this.mirror.size - offset);
+      const frame = pooledWriteFrame(0, offset, length);
+      const payload = frame.subarray(WRITE_HEADER_LENGTH);
+      try {
+        // Read straight into the frame when the store can (one copy less than read + encode).
+        if (this.mirror.local.readInto) await this.mirror.local.readInto(offset, payload);
+        else {
+          const data = await this.mirror.local.read(offset, length);
+          data.copy(payload);
+          BufferPool.shared.release(data);
+        }
+      } catch (err) {
+        BufferPool.shared.release(frame);
+        throw err;
+      }
+      return { c, count, offset, length, frame, unlock };
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+  }
+
   /** Sends every chunk dirty for this target, in order, each under its resync lock. */
   private async resyncPass(generation: number): Promise<void> {
     const bits = this.mirror.log.slots[this.slot] as BitSet;
@@ -562,46 +611,73 @@ export class TargetLink {
       if (!(await this.checksumPass(generation, pending))) return;
     }
     let lastSeq = 0;
-    for (let c = pending.next(0); c >= 0; c = pending.next(c)) {
-      if (generation !== this.generation) return;
-      // A run of consecutive pending chunks goes as one read and one frame (up to RESYNC_RUN_BYTES).
-      let count = 1;
-      while (count * chunkSize < RESYNC_RUN_BYTES && c + count < pending.size && pending.get(c + count)) count++;
-      const releases: Array<() => void> = [];
-      try {
-        for (let i = 0; i < count; i++) releases.push(await this.mirror.locks.lockForResync(c + i));
-        if (generation !== this.generation || !this.socket) return;
-        const offset = c * chunkSize;
-        const length = Math.min(count * chunkSize, this.mirror.size - offset);
-        const data = await this.mirror.local.read(offset, length);
-        if (generation !== this.generation || !this.socket) return;
-        const seq = this.mirror.nextSeq();
-        const plain = encodeWrite(seq, offset, [data]);
-        BufferPool.shared.release(data);
-        const compressed = this.compression > 0 ? compressWrite(offset, plain.subarray(WRITE_HEADER_LENGTH), this.compression) : null;
-        const frame = compressed ? setFrameSeq(compressed, seq) : plain;
-        this.writeBatched(frame);
-        this.sent.push(seq);
-        this.sentBytes.push(frame.length);
-        this.bytesSent += frame.length;
-        this.countPayload(length, frame.length);
-        for (let i = 0; i < count; i++) {
-          pending.clear(c + i);
-          this.sticky.delete(c + i);
-          this.noteChunk(c + i, seq);
-        }
-        this.resyncBytes += length;
-        lastSeq = seq;
-      } finally {
-        for (const release of releases) release();
+    // Runs are read ahead (the reads overlap with sending), each under its chunks' resync locks from
+    // before its read until its frame is queued. Not with a rate limit: locks would be held while it waits.
+    const ahead: Array<Promise<PreparedRun | Error>> = [];
+    let scan = pending.next(0);
+    const launch = () => {
+      const depth = this.mirror.resyncRate > 0 ? 1 : RESYNC_READ_AHEAD;
+      while (scan >= 0 && ahead.length < depth) {
+        // A run of consecutive pending chunks goes as one read and one frame (up to RESYNC_RUN_BYTES).
+        const c = scan;
+        let count = 1;
+        while (count * chunkSize < RESYNC_RUN_BYTES && c + count < pending.size && pending.get(c + count)) count++;
+        scan = c + count < pending.size ? pending.next(c + count) : -1;
+        ahead.push(this.prepareRun(c, count).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
       }
-      c += count;
-      this.sample();
-      // Keep at most RESYNC_WINDOW_BYTES unacknowledged: wait for the older half.
-      if (this.unackedResyncBytes() > RESYNC_WINDOW_BYTES) await this.waitAck(this.sent[Math.floor(this.sent.length / 2)] as number);
-      const rate = this.mirror.resyncRate;
-      if (rate > 0) await new Promise((r) => setTimeout(r, (count * chunkSize * 1000) / rate));
-      if (c >= pending.size) break;
+    };
+    try {
+      launch();
+      while (ahead.length > 0) {
+        const run = await ahead.shift()!;
+        if (run instanceof Error) throw run;
+        const { c, count, offset, length, frame: plain } = run;
+        try {
+          if (generation !== this.generation || !this.socket) {
+            BufferPool.shared.release(plain);
+            return;
+          }
+          const seq = this.mirror.nextSeq();
+          setFrameSeq(plain, seq);
+          const compressed = this.compression > 0 ? compressWrite(offset, plain.subarray(WRITE_HEADER_LENGTH), this.compression) : null;
+          if (compressed) {
+            BufferPool.shared.release(plain);
+            this.writeBatched(setFrameSeq(compressed, seq));
+          } else {
+            this.writeBatched(plain, () => BufferPool.shared.release(plain));
+          }
+          const wireBytes = compressed ? compressed.length : plain.length;
+          this.sent.push(seq);
+          this.sentBytes.push(wireBytes);
+          this.bytesSent += wireBytes;
+          this.countPayload(length, wireBytes);
+          for (let i = 0; i < count; i++) {
+            pending.clear(c + i);
+            this.sticky.delete(c + i);
+            this.noteChunk(c + i, seq);
+          }
+          this.resyncBytes += length;
+          lastSeq = seq;
+        } finally {
+          run.unlock();
+        }
+        this.sample();
+        // Keep at most RESYNC_WINDOW_BYTES unacknowledged: wait for the older half.
+        if (this.unackedResyncBytes() > RESYNC_WINDOW_BYTES) await this.waitAck(this.sent[Math.floor(this.sent.length / 2)] as number);
+        const rate = this.mirror.resyncRate;
+        if (rate > 0) await new Promise((r) => setTimeout(r, (count * chunkSize * 1000) / rate));
+        if (generation !== this.generation) return;
+        launch();
+      }
+    } finally {
+      // A pass that stops early (connection gone, read error) gives back what it read ahead.
+      for (const p of ahead.splice(0)) {
+        void p.then((r) => {
+          if (r instanceof Error) return;
+          r.unlock();
+          BufferPool.shared.release(r.frame);
+        });
+      }
     }
     if (lastSeq > 0) await this.waitAck(lastSeq);
     if (generation !== this.generation) return;

@@ -12,6 +12,11 @@ import net from 'node:net';
 const RECEIVE_BUFFER = Buffer.allocUnsafeSlow(4 * 1024 * 1024);
 
 type Receiver = (bytes: Buffer) => boolean;
+/**
+ * Where the next read(2) should land: a buffer the receiver owns (a large payload's own buffer, so the
+ * kernel copies it in place, with no copy out of the shared buffer), or null for the shared buffer.
+ */
+type NextBuffer = () => Buffer | null;
 
 interface HandleCarrier {
   _handle?: unknown;
@@ -23,7 +28,7 @@ export const userBufferSupported = (): boolean => process.env.TANDEM_NBD_USER_BU
  * Takes a socket accepted with `pauseOnConnect` and returns the socket to use from now on, delivering
  * received bytes to `receive` (which returns false to pause reading).
  */
-export function adoptSocket(accepted: net.Socket, receive: Receiver): net.Socket {
+export function adoptSocket(accepted: net.Socket, receive: Receiver, nextBuffer?: NextBuffer): net.Socket {
   const carrier = accepted as unknown as HandleCarrier;
   if (userBufferSupported() && carrier._handle) {
     const handle = carrier._handle;
@@ -32,7 +37,11 @@ export function adoptSocket(accepted: net.Socket, receive: Receiver): net.Socket
       handle,
       readable: true,
       writable: true,
-      onread: { buffer: RECEIVE_BUFFER, callback: (n: number, buf: Uint8Array) => receive((buf as Buffer).subarray(0, n)) },
+      onread: {
+        // Asked after every read (and once at the start) for the buffer of the next one.
+        buffer: nextBuffer ? () => nextBuffer() ?? RECEIVE_BUFFER : RECEIVE_BUFFER,
+        callback: (n: number, buf: Uint8Array) => receive(Buffer.from(buf.buffer, buf.byteOffset, n)),
+      },
     } as net.SocketConstructorOpts);
     accepted.destroy(); // lets net.Server forget it; the connection lives on in `socket`
     socket.resume();

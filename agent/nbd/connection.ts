@@ -41,6 +41,11 @@ export class NbdConnection {
     return true;
   }
 
+  /** Where the next read should land (a large payload's own buffer), or null for the shared buffer. */
+  nextReceiveBuffer(): Buffer | null {
+    return this.session ? this.session.nextReceiveBuffer() : null;
+  }
+
   async start(): Promise<void> {
     const timer = setTimeout(() => {
       this.log.debug('handshake timed out');

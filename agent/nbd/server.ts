@@ -129,7 +129,7 @@ export class NbdServer {
         return;
       }
       const holder: { conn?: NbdConnection } = {};
-      const socket = adoptSocket(accepted, (bytes) => (holder.conn ? holder.conn.onBytes(bytes) : true));
+      const socket = adoptSocket(accepted, (bytes) => (holder.conn ? holder.conn.onBytes(bytes) : true), () => holder.conn?.nextReceiveBuffer() ?? null);
       const conn = new NbdConnection(socket, this.catalog, this.log.child(`[conn ${nextId++}]`));
       holder.conn = conn;
       this.connections.add(conn);

@@ -45,6 +45,12 @@ export function toNbdErrno(err: unknown): number {
   }
 }
 
+/**
+ * A payload with at least this much still to come is received straight into its own buffer (the
+ * kernel copies it there: no copy out of the shared receive buffer on the event-loop thread).
+ */
+const DIRECT_RECEIVE_MIN = 64 * 1024;
+
 /** A WRITE whose payload is still arriving. */
 interface PendingPayload {
   header: RequestHeader;
@@ -67,6 +73,8 @@ export class TransmissionSession {
   private readonly size: number;
   private readonly readOnly: boolean;
   private drainedResolvers: Array<() => void> = [];
+  /** The payload buffer handed to the socket for its next read (see nextReceiveBuffer), if any. */
+  private lentToSocket: Buffer | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -100,7 +108,9 @@ export class TransmissionSession {
           p.data = BufferPool.shared.acquire(length);
         }
         const k = Math.min(length - p.filled, end - at);
-        if (p.data) bytes.copy(p.data, p.filled, at, at + k);
+        // Bytes the kernel already put in place (nextReceiveBuffer) need no copy.
+        const inPlace = p.data !== null && at === 0 && bytes.buffer === p.data.buffer && bytes.byteOffset === p.data.byteOffset + p.filled;
+        if (p.data && !inPlace) bytes.copy(p.data, p.filled, at, at + k);
         p.filled += k;
         at += k;
         if (p.filled === p.header.length) this.completePayload(p);
@@ -135,11 +145,26 @@ export class TransmissionSession {
     return true;
   }
 
+  /**
+   * Where the socket's next read should land: the rest of a large payload, in its own buffer, or null
+   * (the shared receive buffer). A read into it brings at most the payload's remaining bytes.
+   */
+  nextReceiveBuffer(): Buffer | null {
+    const p = this.payload;
+    if (!p || p.error !== 0 || !p.data || p.header.length - p.filled < DIRECT_RECEIVE_MIN || this.disconnecting) {
+      this.lentToSocket = null;
+      return null;
+    }
+    this.lentToSocket = p.data;
+    return p.data.subarray(p.filled);
+  }
+
   /** Stop reading requests, let the ones in flight finish, then close (DISC or server shutdown). */
   disconnect(): Promise<void> {
     this.disconnecting = true;
     this.socket.pause();
-    if (this.payload?.data) BufferPool.shared.release(this.payload.data);
+    // A buffer the socket may still hold for its next read is left to the GC, never reused.
+    if (this.payload?.data && this.payload.data !== this.lentToSocket) BufferPool.shared.release(this.payload.data);
     this.payload = null;
     return this.whenIdle().then(() => {
       // Reading is stopped, so the client's own FIN would never be seen: once our last replies are

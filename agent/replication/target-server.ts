@@ -99,6 +99,11 @@ class TargetSession {
     this.socket.destroy();
   }
 
+  /** Where the next read should land: the rest of a large frame body (received in place), or null. */
+  nextReceiveBuffer(): Buffer | null {
+    return this.closed ? null : this.assembler.nextReceiveBuffer();
+  }
+
   /** Received bytes (borrowed: copied out by the assembler). Returns false to stop reading for now. */
   receive(bytes: Buffer): boolean {
     if (this.closed) return false;
@@ -358,7 +363,7 @@ export class ReplicationListener {
           });
         } else {
           // Plain TCP, accepted paused: re-wrapped to read into the shared receive buffer, as the NBD export does.
-          socket = adoptSocket(accepted, (bytes) => (holder.session ? holder.session.receive(bytes) : true));
+          socket = adoptSocket(accepted, (bytes) => (holder.session ? holder.session.receive(bytes) : true), () => holder.session?.nextReceiveBuffer() ?? null);
         }
         const s = new TargetSession(socket, this.volumes, this.node, this.log, this.sessions, peerNode);
         holder.session = s;

@@ -179,6 +179,25 @@ export function encodeWrite(seq: number, offset: number, data: readonly Buffer[]
 /** Bytes before the data in a WRITE frame: length, type, seq, offset. */
 export const WRITE_HEADER_LENGTH = 21;
 
+/** Fills in the header of a WRITE frame whose `dataLength` bytes of data follow it in `b`. */
+export function writeWriteHeader(b: Buffer, seq: number, offset: number, dataLength: number): Buffer {
+  b.writeUInt32BE(17 + dataLength, 0);
+  b.writeUInt8(FrameType.WRITE, 4);
+  b.writeBigUInt64BE(BigInt(seq), 5);
+  b.writeBigUInt64BE(BigInt(offset), 13);
+  return b;
+}
+
+/**
+ * A WRITE frame for `dataLength` bytes in a buffer of BufferPool.shared, header filled in, data to be
+ * put at WRITE_HEADER_LENGTH by the caller. Frames go out at the rate writes come in: fresh buffers for
+ * each made V8 count them as external memory and run full garbage collections (seen with perf on the
+ * source agent). Give it back with BufferPool.shared.release() once every socket has written it.
+ */
+export function pooledWriteFrame(seq: number, offset: number, dataLength: number): Buffer {
+  return writeWriteHeader(BufferPool.shared.acquire(WRITE_HEADER_LENGTH + dataLength), seq, offset, dataLength);
+}
+
 /** Sets the sequence number of an encoded WRITE, ZERO or FLUSH frame; returns the frame. */
 export function setFrameSeq(frame: Buffer, seq: number): Buffer {
   frame.writeBigUInt64BE(BigInt(seq), 5);
@@ -356,6 +375,9 @@ export function decodeFrame(type: number, body: Buffer): Frame {
  * is copied once into a buffer of its own — from the shared pool when large; hand it back with
  * BufferPool.shared.release() when done, or leave it to the GC.
  */
+/** A body with at least this much still to come is received in place (nextReceiveBuffer). */
+const DIRECT_RECEIVE_MIN = 64 * 1024;
+
 export class FrameAssembler {
   private readonly head = Buffer.alloc(5);
   private headFill = 0;
@@ -381,7 +403,9 @@ export class FrameAssembler {
         this.bodyFill = 0;
       }
       const k = Math.min(this.body.length - this.bodyFill, bytes.length - at);
-      bytes.copy(this.body, this.bodyFill, at, at + k);
+      // Bytes the kernel already put in place (see nextReceiveBuffer) need no copy.
+      const inPlace = at === 0 && bytes.buffer === this.body.buffer && bytes.byteOffset === this.body.byteOffset + this.bodyFill;
+      if (!inPlace) bytes.copy(this.body, this.bodyFill, at, at + k);
       this.bodyFill += k;
       at += k;
       if (this.bodyFill === this.body.length) {
@@ -390,6 +414,16 @@ export class FrameAssembler {
         onFrame(decodeFrame(this.type, body), body);
       }
     }
+  }
+
+  /**
+   * Where the socket's next read should land: the rest of a large frame body still arriving (the kernel
+   * copies it there: no copy out of a shared receive buffer), or null. At most the body's remaining
+   * bytes are read into it, so it never holds the next frame.
+   */
+  nextReceiveBuffer(): Buffer | null {
+    if (!this.body || this.body.length - this.bodyFill < DIRECT_RECEIVE_MIN) return null;
+    return this.body.subarray(this.bodyFill);
   }
 
   /** The frames completed by `bytes` (with what came before), as an array. */

@@ -29,6 +29,8 @@ export interface BlockStore {
   read(offset: number, length: number): Promise<Buffer>;
   /** Optional: read() on the calling thread (cheap for small reads from the page cache). */
   readSync?(offset: number, length: number): Buffer;
+  /** Optional: reads `into.length` bytes at `offset` into a buffer the caller owns (saves a copy). */
+  readInto?(offset: number, into: Buffer): Promise<void>;
   /**
    * Writes the concatenation of `data` (the payload as it arrived, in pieces, so it need not be copied).
    * Resolves once written; with `fua`, once on stable storage.

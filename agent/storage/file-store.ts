@@ -11,6 +11,8 @@ export interface FileIo {
   /** The same, on the calling thread: used for small writes, where a thread-pool round trip costs more than the copy. */
   pwritevSync(fd: number, data: readonly Buffer[], position: number): number;
   pread(fd: number, into: Buffer, offset: number, position: number, length: number): Promise<number>;
+  /** The same, on the calling thread (optional: stores without it always use pread). */
+  preadSync?(fd: number, into: Buffer, offset: number, position: number, length: number): number;
   fdatasync(fd: number): Promise<void>;
   /** Deallocates a range (hole punch on a file, discard or zero-out on a device); false if unsupported. */
   deallocate(fd: number, isBlockDevice: boolean, offset: number, length: number, mustZero: boolean): Promise<boolean>;
@@ -32,6 +34,7 @@ export const nodeFileIo: FileIo = {
     new Promise((resolve, reject) =>
       fs.read(fd, into, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))),
     ),
+  preadSync: (fd, into, offset, position, length) => fs.readSync(fd, into, offset, length, position),
   fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
   // Node has no fallocate(2) or BLKDISCARD/BLKZEROOUT, so util-linux does it. Called only for large
   // ranges (see FAST_ZERO_MIN), where a process start is cheap next to writing the bytes.
@@ -50,7 +53,19 @@ export const nodeFileIo: FileIo = {
  * few microseconds, much less than handing the request to libuv's thread pool and back (measured in
  * bench/nbd-export). TANDEM_SYNC_WRITE_MAX overrides it; 0 sends every write through the pool.
  */
-export const SYNC_WRITE_MAX = Number(process.env.TANDEM_SYNC_WRITE_MAX ?? 64 * 1024);
+export const SYNC_WRITE_MAX = Number(process.env.TANDEM_SYNC_WRITE_MAX ?? 1024 * 1024);
+/**
+ * Reads up to this size may be made on the event-loop thread too (TANDEM_SYNC_READ_MAX; default 0:
+ * every read through the thread pool). A read served from the page cache is a copy, like a write, and
+ * costs less there (bench/nbd-export seqread-1m: 0.46 → 0.33 CPU s/GiB). But a read that waits for the
+ * device stalls every connection and serialises reads to one at a time, so it is off by default (for
+ * memory-backed disks, or disks that fit the page cache); and while on, two reads in a row slower than
+ * a page-cache copy (slowRead) send reads to the thread pool for POOL_READS_MS.
+ */
+export const SYNC_READ_MAX = Number(process.env.TANDEM_SYNC_READ_MAX ?? 0);
+const POOL_READS_MS = 2_000;
+/** Slower than a page-cache copy: 50 µs plus 1 ms per MiB. */
+const slowRead = (ms: number, bytes: number) => ms > 0.05 + bytes / (1024 * 1024);
 
 /** Drops the first n bytes from a list of buffers (after a short write). */
 export function dropPrefix(data: readonly Buffer[], n: number): Buffer[] {
@@ -83,6 +98,9 @@ function blockDeviceSize(rdev: number): number {
 
 export class FileBlockStore implements BlockStore {
   private closed = false;
+  /** Until then reads go through the thread pool (a synchronous read was slow: the device, not the cache). */
+  private poolReadsUntil = 0;
+  private slowReads = 0;
 
   private constructor(
     private readonly fd: number,
@@ -91,6 +109,7 @@ export class FileBlockStore implements BlockStore {
     readonly readOnly: boolean,
     private readonly isBlockDevice: boolean,
     private readonly io: FileIo,
+    private readonly syncReadMax: number,
   ) {}
 
   readonly syncWriteMax = SYNC_WRITE_MAX;
@@ -100,7 +119,8 @@ export class FileBlockStore implements BlockStore {
   }
 
   /** Opens a file or block device; errors name the path and say what to do. */
-  static open(path: string, options: { readOnly: boolean; io?: FileIo }): FileBlockStore {
+  /** @param options.syncReadMax reads up to this size on the calling thread while fast (default TANDEM_SYNC_READ_MAX) */
+  static open(path: string, options: { readOnly: boolean; io?: FileIo; syncReadMax?: number }): FileBlockStore {
     let st: fs.Stats;
     try {
       st = fs.statSync(path);
@@ -132,7 +152,7 @@ export class FileBlockStore implements BlockStore {
       fs.closeSync(fd);
       throw new OpenError(`${path} is empty (0 bytes). Give it a size first (for example: truncate -s 1G ${path}).`);
     }
-    return new FileBlockStore(fd, path, size, options.readOnly, st.isBlockDevice(), options.io ?? nodeFileIo);
+    return new FileBlockStore(fd, path, size, options.readOnly, st.isBlockDevice(), options.io ?? nodeFileIo, options.syncReadMax ?? SYNC_READ_MAX);
   }
 
   /**
@@ -155,9 +175,24 @@ export class FileBlockStore implements BlockStore {
 
   async read(offset: number, length: number): Promise<Buffer> {
     const into = BufferPool.shared.acquire(length);
+    await this.readInto(offset, into);
+    return into;
+  }
+
+  async readInto(offset: number, into: Buffer): Promise<void> {
+    const length = into.length;
     let done = 0;
     while (done < length) {
-      const n = await this.io.pread(this.fd, into, done, offset + done, length - done);
+      let n: number;
+      if (length <= this.syncReadMax && this.io.preadSync && (this.poolReadsUntil === 0 || performance.now() >= this.poolReadsUntil)) {
+        const t0 = performance.now();
+        n = this.io.preadSync(this.fd, into, done, offset + done, length - done);
+        const t1 = performance.now();
+        this.slowReads = slowRead(t1 - t0, length - done) ? this.slowReads + 1 : 0;
+        this.poolReadsUntil = this.slowReads >= 2 ? t1 + POOL_READS_MS : 0;
+      } else {
+        n = await this.io.pread(this.fd, into, done, offset + done, length - done);
+      }
       if (n === 0) {
         // A file shrunk under us: what is past its end reads as zeroes, like a hole.
         into.fill(0, done);
@@ -165,7 +200,6 @@ export class FileBlockStore implements BlockStore {
       }
       done += n;
     }
-    return into;
   }
 
   async write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {

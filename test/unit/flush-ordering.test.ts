@@ -46,11 +46,11 @@ describe('FileBlockStore system-call order', () => {
     };
   }
 
-  function openWith(io: FileIo): FileBlockStore {
+  function openWith(io: FileIo, syncReadMax?: number): FileBlockStore {
     const dir = tempDir('order');
     const file = path.join(dir, 'disk.img');
     fs.writeFileSync(file, Buffer.alloc(1 << 20));
-    return FileBlockStore.open(file, { readOnly: false, io });
+    return FileBlockStore.open(file, { readOnly: false, io, ...(syncReadMax !== undefined ? { syncReadMax } : {}) });
   }
 
   it('a FUA write resolves only after fdatasync has completed', async () => {
@@ -74,8 +74,8 @@ describe('FileBlockStore system-call order', () => {
   it('a write without FUA does not sync, large writes go through the thread pool path too', async () => {
     const events: string[] = [];
     const store = openWith(recordingIo(events));
-    await store.write(0, [Buffer.alloc(256 * 1024)], false);
-    expect(events).toEqual(['pwrite 0+262144']);
+    await store.write(0, [Buffer.alloc(2 * 1024 * 1024)], false);
+    expect(events).toEqual(['pwrite 0+2097152']);
     await store.close();
   });
 
@@ -87,6 +87,43 @@ describe('FileBlockStore system-call order', () => {
     await done;
     const back = await store.read(8192, data.length);
     expect(back.every((b) => b === 0x5a)).toBe(true);
+    await store.close();
+  });
+
+  it('reads through the thread pool by default', async () => {
+    const calls: string[] = [];
+    const io: FileIo = { ...recordingIo([]), pread: async (_fd, _i, _o, _p, len) => (calls.push('pool'), len), preadSync: (_fd, _i, _o, _p, len) => (calls.push('sync'), len) };
+    const store = openWith(io);
+    await store.read(0, 4096);
+    expect(calls).toEqual(['pool']);
+    await store.close();
+  });
+
+  it('with syncReadMax, reads on the calling thread while they are fast; two slow ones in a row send reads to the thread pool', async () => {
+    const calls: string[] = [];
+    let slow = false;
+    const io: FileIo = {
+      ...recordingIo([]),
+      pread: async (_fd, _into, _o, _p, len) => {
+        calls.push('pool');
+        return len;
+      },
+      preadSync: (_fd, _into, _o, _p, len) => {
+        calls.push('sync');
+        const until = performance.now() + (slow ? 5 : 0);
+        while (performance.now() < until); // a read that waited for the device
+        return len;
+      },
+    };
+    const store = openWith(io, 1024 * 1024);
+    await store.read(0, 4096);
+    slow = true;
+    await store.read(0, 4096);
+    await store.read(0, 4096);
+    slow = false;
+    await store.read(0, 4096);
+    await store.read(0, 2 * 1024 * 1024); // larger than syncReadMax: always the pool
+    expect(calls).toEqual(['sync', 'sync', 'sync', 'pool', 'pool']);
     await store.close();
   });
 

@@ -71,6 +71,63 @@ describe('IntentLog file', () => {
   });
 });
 
+describe('IntentLog: lazy clears and pins', () => {
+  const geometry = { chunkSize: 65536, volumeSize: 1 << 30 };
+  const settled = async (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(() => (done = true), () => (done = true));
+    for (let i = 0; i < 3; i++) await Promise.resolve();
+    return done;
+  };
+
+  it('a bit cleared in memory stays set in the file until flushClears, so marking it again waits for no commit', async () => {
+    const file = path.join(tempDir('bm'), 'vol.bitmap');
+    const log = IntentLog.open(file, geometry, { create: true });
+    await log.markDirty([1], 7, 7);
+    log.unpin([1], 7, 7);
+    log.clear(1, 7);
+    expect(log.dirtyCount(1)).toBe(0); // status shows the exact state
+    expect(IntentLog.open(file, geometry, { create: false }).dirtyCount(1)).toBe(1); // the file still says dirty
+    expect(await settled(log.markDirty([1], 7, 7))).toBe(true);
+    log.unpin([1], 7, 7);
+    expect(log.dirtyCount(1)).toBe(1);
+    log.clear(1, 7);
+    await log.flushClears();
+    expect(IntentLog.open(file, geometry, { create: false }).dirtyCount(1)).toBe(0);
+    // Now the file says clean: marking it again must wait for the commit that sets it.
+    const again = log.markDirty([1], 7, 7);
+    expect(await settled(again)).toBe(false);
+    await again;
+    expect(IntentLog.open(file, geometry, { create: false }).dirtyCount(1)).toBe(1);
+  });
+
+  it('a pinned bit is not cleared until the write that pinned it is sent (unpin)', async () => {
+    const log = IntentLog.inMemory(geometry);
+    await log.markDirty([0], 3, 4);
+    await log.markDirty([0], 4, 4); // a second write to chunk 4 in flight
+    log.clear(0, 3);
+    log.clear(0, 4);
+    expect(log.dirtyCount(0)).toBe(2);
+    log.unpin([0], 3, 4);
+    log.clear(0, 3);
+    log.clear(0, 4);
+    expect(log.dirtyCount(0)).toBe(1); // chunk 4 is still pinned by the second write
+    log.unpin([0], 4, 4);
+    log.clear(0, 4);
+    expect(log.dirtyCount(0)).toBe(0);
+  });
+
+  it('writers that join a commit already running are released by it or the next one', async () => {
+    const file = path.join(tempDir('bm'), 'vol.bitmap');
+    const log = IntentLog.open(file, geometry, { create: true });
+    const first = log.markDirty([0], 1, 1);
+    await new Promise((r) => setImmediate(r)); // the commit for chunk 1 starts
+    const joined = [log.markDirty([0], 1, 1), log.markDirty([0], 2, 2), log.markDirty([0], 1, 2)];
+    await Promise.all([first, ...joined]);
+    expect(IntentLog.open(file, geometry, { create: false }).dirtyCount(0)).toBe(2);
+  });
+});
+
 describe('ChunkLocks', () => {
   it('resync waits for writes in progress; new writes wait for resync', async () => {
     const locks = new ChunkLocks();

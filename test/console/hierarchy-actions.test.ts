@@ -2,23 +2,14 @@
 // DataKeeper resource, extend it to two targets (sync and async), write through the source's export,
 // switch over with In Service, unextend and delete — with the resource database and the Output Panel
 // checked as a user would see them, and each refusal worded with its reason.
-import fs from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConsoleBackend } from '../../electron/backend/console-backend.js';
-import type { ClusterView, ConsoleEvent } from '../../common/console-api.js';
+import { describe, expect, it } from 'vitest';
+import type { ClusterView } from '../../common/console-api.js';
 import type { DiskCandidate } from '../../common/hierarchy.js';
 import { extendDefaults } from '../../common/wizard-rules.js';
-import { AGENT_BUNDLE, nbdUri, run, sha256File, tempDir } from '../helpers/tools.js';
+import { nbdUri, run, sha256File } from '../helpers/tools.js';
+import { startLabBackend } from '../helpers/lab-backend.js';
 
-const dataDir = tempDir('console-hierarchy');
-const backend = new ConsoleBackend({ dataDir, agentBundle: AGENT_BUNDLE });
-const events: ConsoleEvent[] = [];
-backend.onEvent((e) => events.push(e));
-
-afterAll(async () => {
-  await backend.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+const { backend } = startLabBackend('console-hierarchy');
 
 async function waitCluster(ok: (c: ClusterView) => boolean, what: string, timeoutMs = 90_000): Promise<ClusterView> {
   const deadline = Date.now() + timeoutMs;

@@ -3,31 +3,12 @@
 // through the source's NBD export with qemu-io, and the status arriving through the event stream.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConsoleBackend } from '../../electron/backend/console-backend.js';
-import type { ClusterView, ConsoleEvent, OutputEntry } from '../../common/console-api.js';
-import { AGENT_BUNDLE, nbdUri, run, sha256File, tempDir } from '../helpers/tools.js';
+import { describe, expect, it } from 'vitest';
+import type { OutputEntry } from '../../common/console-api.js';
+import { nbdUri, run, sha256File } from '../helpers/tools.js';
+import { startLabBackend } from '../helpers/lab-backend.js';
 
-const dataDir = tempDir('console-lab');
-const backend = new ConsoleBackend({ dataDir, agentBundle: AGENT_BUNDLE });
-const events: ConsoleEvent[] = [];
-backend.onEvent((e) => events.push(e));
-
-afterAll(async () => {
-  await backend.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
-
-/** Waits for a cluster event that satisfies `ok` (the pushed status, not a poll of the agent). */
-async function waitCluster(ok: (c: ClusterView) => boolean, what: string, timeoutMs = 60_000): Promise<ClusterView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = [...events].reverse().find((e) => e.type === 'cluster');
-    if (last?.type === 'cluster' && ok(last.cluster)) return last.cluster;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last cluster event: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { backend, waitCluster } = startLabBackend('console-lab');
 
 describe('local lab', () => {
   it('starts three agents, creates and extends a mirror, and the data is equal everywhere', async () => {

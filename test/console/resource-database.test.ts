@@ -3,31 +3,12 @@
 // read, and a node that lost its copy gets the newest one back.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConsoleBackend } from '../../electron/backend/console-backend.js';
-import type { ClusterView, ConsoleEvent } from '../../common/console-api.js';
+import { describe, expect, it } from 'vitest';
 import type { ResourceDatabase } from '../../common/resource-database.js';
-import { AGENT_BUNDLE, run, tempDir } from '../helpers/tools.js';
+import { AGENT_BUNDLE, run } from '../helpers/tools.js';
+import { startLabBackend } from '../helpers/lab-backend.js';
 
-const dataDir = tempDir('console-resdb');
-const backend = new ConsoleBackend({ dataDir, agentBundle: AGENT_BUNDLE });
-const events: ConsoleEvent[] = [];
-backend.onEvent((e) => events.push(e));
-
-afterAll(async () => {
-  await backend.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function waitCluster(ok: (c: ClusterView) => boolean, what: string, timeoutMs = 60_000): Promise<ClusterView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = [...events].reverse().find((e) => e.type === 'cluster');
-    if (last?.type === 'cluster' && ok(last.cluster)) return last.cluster;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last cluster event: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { backend, waitCluster } = startLabBackend('console-resdb');
 
 const hierarchy = (version: number): ResourceDatabase => ({
   version,

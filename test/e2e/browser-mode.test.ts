@@ -3,35 +3,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'playwright-core';
-import { launchChromium } from './browser.js';
-import { startConsoleServer, type ConsoleServer } from './console-server.js';
+import { openConsolePage, startConsoleSession, type ConsoleSession } from './console-server.js';
 import { REPO, tempDir } from '../helpers/tools.js';
 
 const dataDir = tempDir('e2e-browser-mode');
 const shots = path.join(REPO, 'test-output', 'screenshots');
-let server: ConsoleServer;
-let browser: Browser;
+let session: ConsoleSession | undefined;
 
 beforeAll(async () => {
   fs.mkdirSync(shots, { recursive: true });
-  server = await startConsoleServer(dataDir);
-  browser = await launchChromium();
+  session = await startConsoleSession(dataDir);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => session?.stop());
 
 describe('browser mode', () => {
   it('the page opens with the token, runs under its CSP, and opens the local lab from the welcome screen', async () => {
-    const page = await browser.newPage();
-    const problems: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-    page.on('pageerror', (e) => problems.push(e.message));
-    await page.goto(server.url);
+    const { page, problems } = await openConsolePage(session!.browser, session!.server.url);
     await page.getByRole('region', { name: 'Welcome' }).getByText('Cluster: No cluster').waitFor();
     await page.getByRole('button', { name: 'Open Local Lab' }).click();
     // The Open Local Lab wizard: 3 nodes by default.
@@ -46,8 +34,8 @@ describe('browser mode', () => {
   });
 
   it('without the token the page says it cannot reach the backend', async () => {
-    const page = await browser.newPage();
-    await page.goto(server.url.replace(/\?token=.*/, ''));
+    const page = await session!.browser.newPage();
+    await page.goto(session!.server.url.replace(/\?token=.*/, ''));
     await page.getByRole('alert').waitFor();
     expect(await page.getByRole('alert').innerText()).toContain('cannot reach the console backend');
     await page.close();

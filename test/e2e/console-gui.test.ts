@@ -5,19 +5,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './browser.js';
-import { startConsoleServer, type ConsoleServer } from './console-server.js';
+import type { Page } from 'playwright-core';
+import { openConsolePage, startConsoleSession, type ConsoleServer, type ConsoleSession } from './console-server.js';
 import { REPO, tempDir } from '../helpers/tools.js';
 import type { ResourceDatabase } from '../../common/resource-database.js';
 
 const dataDir = tempDir('e2e-console-gui');
 const shots = path.join(REPO, 'test-output', 'screenshots');
 const TAG = 'datarep-data';
+let session: ConsoleSession | undefined;
 let server: ConsoleServer;
-let browser: Browser;
 let page: Page;
-const problems: string[] = [];
+let problems: string[];
 
 const disk = (node: string) => path.join(dataDir, 'local-lab', node, 'disks', 'disk1.img');
 const shot = (name: string) => page.screenshot({ path: path.join(shots, `gui-${name}.png`) });
@@ -44,7 +43,8 @@ function labAgentPid(home: string): number {
 
 beforeAll(async () => {
   fs.mkdirSync(shots, { recursive: true });
-  server = await startConsoleServer(dataDir);
+  session = await startConsoleSession(dataDir);
+  server = session.server;
   // The cluster as a user's wizards would leave it: a mirror on node1, extended to node2 (sync) and
   // node3 (async), an application resource over it — made through the same console API the page uses.
   await server.call('openLocalLab', 3);
@@ -59,18 +59,10 @@ beforeAll(async () => {
       { tag: 'app', kind: 'generic', dependsOn: [TAG], switchback: 'intelligent', instances: [{ server: 'node1', priority: 1 }, { server: 'node2', priority: 10 }] },
     ],
   });
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(server.url);
+  ({ page, problems } = await openConsolePage(session.browser, server.url, { width: 1440, height: 900 }));
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => session?.stop());
 
 describe('console main window', () => {
   it('shows the hierarchy tree and the grid; a resync progresses live and turns into Target', async () => {

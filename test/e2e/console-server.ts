@@ -1,9 +1,12 @@
 // The browser-mode server as a user starts it (`npm run serve`'s bundled program), plus a client of its
 // WebSocket API for a test to set up what it then looks at in the browser (the same calls the page makes).
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { REPO } from '../helpers/tools.js';
+import { launchChromium } from './browser.js';
 
 export interface ConsoleServer {
   url: string;
@@ -53,4 +56,39 @@ export async function startConsoleServer(dataDir: string): Promise<ConsoleServer
       }
     },
   };
+}
+
+export interface ConsoleSession {
+  server: ConsoleServer;
+  browser: Browser;
+  /** Closes the browser, stops the server and removes `dataDir`. */
+  stop(): Promise<void>;
+}
+
+/** The browser-mode server on `dataDir` and a Chromium to look at it: one test file's set-up. */
+export async function startConsoleSession(dataDir: string): Promise<ConsoleSession> {
+  const server = await startConsoleServer(dataDir);
+  const browser = await launchChromium().catch(async (e: unknown) => {
+    await server.stop();
+    throw e;
+  });
+  return {
+    server,
+    browser,
+    async stop() {
+      await browser.close();
+      await server.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A page on `url`; console errors and uncaught page errors (CSP violations among them) go to `problems`. */
+export async function openConsolePage(browser: Browser, url: string, viewport?: { width: number; height: number }): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage(viewport ? { viewport } : {});
+  const problems: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(url);
+  return { page, problems };
 }

@@ -2,12 +2,11 @@
 // mirror node1 → node2 with a rewind log on node2; dialogs 1–11 walked twice — once recovering by
 // copying data and resuming (dialogs 10–11), once by moving applications to node2 (dialog 9) — with a
 // screenshot of every dialog, the bar green, red and yellow after two verdicts, no CSP errors.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './browser.js';
+import type { Page } from 'playwright-core';
+import { openConsolePage, startConsoleSession, type ConsoleSession } from './console-server.js';
 import { callAgent } from '../../agent/control/json-rpc.js';
 import type { MirrorStatus } from '../../common/mirror-status.js';
 import { REPO, runOk, tempDir } from '../helpers/tools.js';
@@ -15,9 +14,7 @@ import { REPO, runOk, tempDir } from '../helpers/tools.js';
 const dataDir = tempDir('e2e-rewind');
 const shots = path.join(REPO, 'test-output', 'screenshots', 'rewind');
 const TAG = 'vol';
-let server: ChildProcess;
-let url = '';
-let browser: Browser;
+let session: ConsoleSession | undefined;
 
 const lab = (node: string) => path.join(dataDir, 'local-lab', node);
 const ctl = (node: string, method: string, params: Record<string, unknown> = {}) => callAgent(path.join(lab(node), 'run', 'control.sock'), method, params);
@@ -37,27 +34,10 @@ async function until<T>(what: string, f: () => Promise<T | null | undefined | fa
 
 beforeAll(async () => {
   fs.mkdirSync(shots, { recursive: true });
-  server = spawn(process.execPath, [path.join(REPO, 'resources', 'console', 'serve.cjs'), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  server.stdout!.on('data', (d) => (out += d));
-  server.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 15_000;
-  while (!/open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.test(out)) {
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`the browser-mode server did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  url = /open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out)![1]!;
-  browser = await launchChromium();
+  session = await startConsoleSession(dataDir);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
-  }
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => session?.stop());
 
 const dialog = (page: Page) => page.getByRole('dialog', { name: 'Rewind and Recover Data' });
 const shot = (page: Page, name: string) => dialog(page).screenshot({ path: path.join(shots, `${name}.png`) });
@@ -97,11 +77,7 @@ async function tryTime(page: Page, pick: string | null, comment: string, good: b
 
 describe('the rewind wizard (browser mode, local lab)', () => {
   it('walks dialogs 1–11 twice: the bar after verdicts, copy-and-resume, then move applications', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const problems: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-    page.on('pageerror', (e) => problems.push(e.message));
-    await page.goto(url);
+    const { page, problems } = await openConsolePage(session!.browser, session!.server.url, { width: 1280, height: 900 });
 
     // The local lab, opened from the File menu.
     await page.getByRole('menuitem', { name: 'File' }).click();

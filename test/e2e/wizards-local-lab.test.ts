@@ -2,24 +2,22 @@
 // the real menus: open the lab, create a DataKeeper resource, extend it to two targets (sync, then
 // async with Accept Defaults), write through the source's export, pause and resume, watch Resyncing turn
 // into Target, switch over with In Service (refused first while resyncing), unextend and delete.
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './browser.js';
+import type { Page } from 'playwright-core';
 import { WizardDriver } from './wizard-driver.js';
 import { nbdUri, run, sha256File, tempDir } from '../helpers/tools.js';
 import type { ClusterView } from '../../common/console-api.js';
 import type { DiskCandidate } from '../../common/hierarchy.js';
 import { extendDefaults, mirrorPlacement } from '../../common/wizard-rules.js';
-import { startConsoleServer, type ConsoleServer } from './console-server.js';
+import { openConsolePage, startConsoleSession, type ConsoleServer, type ConsoleSession } from './console-server.js';
 
 const TAG = 'datarep-lab';
 const dataDir = tempDir('e2e-wizards');
+let session: ConsoleSession | undefined;
 let server: ConsoleServer;
-let browser: Browser;
 let page: Page;
-const problems: string[] = [];
+let problems: string[];
 const labDisk = (node: string, n = 1) => path.join(dataDir, 'local-lab', node, 'disks', `disk${n}.img`);
 
 /** Setup through the API (the Extend wizard itself is driven above): extend `tag` to `target`'s second disk. */
@@ -36,19 +34,12 @@ async function apiExtend(tag: string, target: string, targets: number): Promise<
 }
 
 beforeAll(async () => {
-  server = await startConsoleServer(dataDir);
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(server.url);
+  session = await startConsoleSession(dataDir);
+  server = session.server;
+  ({ page, problems } = await openConsolePage(session.browser, server.url, { width: 1400, height: 900 }));
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => session?.stop());
 
 describe('the wizards on the local lab, in a real browser', () => {
   it('keyboard: focus on the first field, Enter = Next (focus to the first error), Tab stays in the dialog, Escape cancels', async () => {

@@ -19,6 +19,9 @@ export interface ServerConnection {
   readResourceDatabase(): Promise<ResourceDatabase | null>;
 }
 
+/** Calls that change nothing on the node: no status refresh after them. */
+const READ_ONLY_METHODS = new Set(['agent.info', 'agent.watch', 'mirror.status', 'mirror.bookmarks', 'resource.disks', 'resource.database']);
+
 /** The part every kind of connection shares: state, agent info, mirrors, change notification. */
 export abstract class BaseConnection implements ServerConnection {
   protected state: ConnectionState = 'disconnected';
@@ -65,7 +68,21 @@ export abstract class BaseConnection implements ServerConnection {
     if (!this.link || this.link.closed) {
       throw new Error(`${this.name} is ${this.state === 'connected' ? 'connected but its agent is not running' : this.state}${this.message ? `: ${this.message}` : ''}; connect to it first`);
     }
-    return this.link.call(method, params);
+    const result = await this.link.call(method, params);
+    if (!READ_ONLY_METHODS.has(method)) await this.refreshMirrors();
+    return result;
+  }
+
+  /** The status right after an action, so the window never shows the state from before it until the next push. */
+  private async refreshMirrors(): Promise<void> {
+    const link = this.link;
+    if (!link || link.closed) return;
+    try {
+      this.mirrors = (await link.call('mirror.status', {})) as MirrorStatus[];
+      this.changed();
+    } catch {
+      // the next pushed status brings it
+    }
   }
 
   abstract connect(): Promise<void>;

@@ -269,8 +269,11 @@ class TargetSession {
       // With a rewind log, the epoch's flush and acknowledgement run while the next batch is journalled
       // (its own journal sync overlapping this flush); acknowledgements stay in order.
       let flushing: Promise<void> = Promise.resolve();
+      // A failed overlapped flush stops the stream at the next batch, not only once the queue drains.
+      let flushFailure: Error | null = null;
       for (;;) {
         if (this.closed) return;
+        if (flushFailure) throw flushFailure;
         if (this.queue.length === 0) {
           await flushing;
           if (this.queue.length === 0 || this.closed) break;
@@ -322,7 +325,7 @@ class TargetSession {
           this.volumes.onApplied?.(this.hello!.tag, ackSeq, ackBytes);
         });
         if (!journal) await flushing;
-        else flushing.catch(() => undefined); // awaited (and its error handled) before the loop ends
+        else flushing.catch((err: unknown) => (flushFailure ??= err as Error));
         if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume(); // restarts reading if receive() stopped it
       }
     } catch (err) {

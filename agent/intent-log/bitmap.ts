@@ -108,6 +108,13 @@ export class IntentLog {
   readonly chunks: number;
   private dirtyPages = new Set<number>(); // file pages of `disk` changed but not yet written
   private clearPages = new Set<number>(); // pages of `slots` with clears not yet copied to `disk`
+  /**
+   * Chunks marked dirty since the last periodic clear flush. Such a flush leaves their bits set in the
+   * file (one flush longer): a chunk written again and again — a hot spot, or every chunk under random
+   * writes — would otherwise cost a commit after every flush. The price is that a crash may resync a
+   * chunk written in the last two flush intervals that did not need it.
+   */
+  private readonly recent: BitSet;
   /** The commit that changes made now will ride (commits are numbered from 1). */
   private pendingEpoch = 1;
   /** Every change noted before commit number `durableEpoch` started is on stable storage. */
@@ -127,6 +134,7 @@ export class IntentLog {
     this.slots = slots;
     this.disk = slots.map((b) => new BitSet(b.size, Buffer.from(b.bytes)));
     this.chunks = chunkCount(geometry);
+    this.recent = new BitSet(this.chunks);
     this.asyncLimit = asyncLimit;
   }
 
@@ -200,6 +208,7 @@ export class IntentLog {
       const disk = this.disk[s] as BitSet;
       for (let c = first; c <= last; c++) {
         mem.set(c);
+        this.recent.set(c);
         const key = s * 2 ** 32 + c;
         this.pins.set(key, (this.pins.get(key) ?? 0) + 1);
         if (this.fd === null) continue;
@@ -271,10 +280,14 @@ export class IntentLog {
     return this.fd !== null ? this.waitEpoch(this.pendingEpoch) : Promise.resolve();
   }
 
-  /** Writes the clears made so far to the file (lazy: no writer waits for them). */
-  flushClears(): Promise<void> {
+  /**
+   * Writes the clears made so far to the file (lazy: no writer waits for them). With `keepRecent` (the
+   * periodic flush), bits of chunks marked dirty since the previous such flush stay set in the file
+   * until the next one (see `recent`); without it the file takes the exact state.
+   */
+  flushClears(options: { keepRecent?: boolean } = {}): Promise<void> {
     if (this.fd === null) return Promise.resolve();
-    this.copyClears();
+    this.copyClears(options.keepRecent === true);
     if (this.dirtyPages.size === 0) return Promise.resolve();
     return this.waitEpoch(this.pendingEpoch);
   }
@@ -285,7 +298,7 @@ export class IntentLog {
 
   close(): void {
     if (this.fd !== null) {
-      this.copyClears();
+      this.copyClears(false);
       this.writePages();
       fs.fsyncSync(this.fd);
       fs.closeSync(this.fd);
@@ -293,20 +306,39 @@ export class IntentLog {
     }
   }
 
-  /** Pages with clears: the file takes the exact state (a superset stays: `slots` ⊆ `disk`). */
-  private copyClears(): void {
-    const per = PAGE;
-    for (const key of this.clearPages) {
+  /**
+   * Pages with clears: the file takes the exact state, or with `keepRecent` the exact state plus the
+   * recently marked chunks still set there (a superset stays: `slots` ⊆ `disk`). A page that kept such
+   * bits is cleared again by the next flush.
+   */
+  private copyClears(keepRecent = false): void {
+    const pages = [...this.clearPages];
+    this.clearPages.clear();
+    const recent = this.recent.bytes;
+    for (const key of pages) {
       const slot = Math.floor(key / 1_000_000_000);
       const page = key % 1_000_000_000;
       const mem = (this.slots[slot] as BitSet).bytes;
       const disk = (this.disk[slot] as BitSet).bytes;
-      const start = page * per;
+      const start = page * PAGE;
       if (start >= mem.length) continue;
-      mem.copy(disk, start, start, Math.min(mem.length, start + per));
-      this.dirtyPages.add(key);
+      const end = Math.min(mem.length, start + PAGE);
+      let changed = false;
+      let kept = false;
+      for (let i = start; i < end; i++) {
+        const m = mem[i] as number;
+        const d = disk[i] as number;
+        const want = keepRecent ? m | (d & (recent[i] as number)) : m;
+        if (want !== d) {
+          disk[i] = want;
+          changed = true;
+        }
+        if (want !== m) kept = true;
+      }
+      if (changed) this.dirtyPages.add(key);
+      if (kept) this.clearPages.add(key);
     }
-    this.clearPages.clear();
+    if (keepRecent) this.recent.clearAll();
   }
 
   private notePage(slot: number, chunk: number): void {

@@ -472,7 +472,7 @@ export class TargetLink {
     if (this.clearTimer) return;
     this.clearTimer = setTimeout(() => {
       this.clearTimer = null;
-      void this.mirror.log.flushClears().catch((e: Error) => this.log.warn(`writing the bitmap: ${e.message}`));
+      void this.mirror.log.flushClears({ keepRecent: true }).catch((e: Error) => this.log.warn(`writing the bitmap: ${e.message}`));
     }, 1_000);
   }
 

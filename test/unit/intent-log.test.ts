@@ -101,6 +101,34 @@ describe('IntentLog: lazy clears and pins', () => {
     expect(IntentLog.open(file, geometry, { create: false }).dirtyCount(1)).toBe(1);
   });
 
+  it('the periodic flush keeps a chunk marked since the previous one set in the file for one more flush', async () => {
+    const file = path.join(tempDir('bm'), 'vol.bitmap');
+    const log = IntentLog.open(file, geometry, { create: true });
+    const onDisk = () => IntentLog.open(file, geometry, { create: false }).dirtyCount(0);
+    for (const c of [3, 9]) {
+      await log.markDirty([0], c, c);
+      log.unpin([0], c, c);
+      log.clear(0, c);
+    }
+    await log.flushClears({ keepRecent: true });
+    expect(log.dirtyCount(0)).toBe(0); // status is exact all along
+    expect(onDisk()).toBe(2); // both were marked since the last periodic flush: kept
+    // Chunk 9 is written again (no commit needed: still set in the file); chunk 3 is left alone.
+    expect(await settled(log.markDirty([0], 9, 9))).toBe(true);
+    log.unpin([0], 9, 9);
+    log.clear(0, 9);
+    await log.flushClears({ keepRecent: true });
+    expect(onDisk()).toBe(1); // 3 went (idle for a whole interval), 9 stays (marked again)
+    await log.flushClears({ keepRecent: true });
+    expect(onDisk()).toBe(0);
+    // An explicit flush (end of resync, close) writes the exact state at once.
+    await log.markDirty([0], 5, 5);
+    log.unpin([0], 5, 5);
+    log.clear(0, 5);
+    await log.flushClears();
+    expect(onDisk()).toBe(0);
+  });
+
   it('a pinned bit is not cleared until the write that pinned it is sent (unpin)', async () => {
     const log = IntentLog.inMemory(geometry);
     await log.markDirty([0], 3, 4);

@@ -14,6 +14,8 @@ export interface FileIo {
   /** The same, on the calling thread (optional: stores without it always use pread). */
   preadSync?(fd: number, into: Buffer, offset: number, position: number, length: number): number;
   fdatasync(fd: number): Promise<void>;
+  /** The same, on the calling thread (optional: stores without it always flush through the pool). */
+  fdatasyncSync?(fd: number): void;
   /** Deallocates a range (hole punch on a file, discard or zero-out on a device); false if unsupported. */
   deallocate(fd: number, isBlockDevice: boolean, offset: number, length: number, mustZero: boolean): Promise<boolean>;
 }
@@ -36,6 +38,7 @@ export const nodeFileIo: FileIo = {
     ),
   preadSync: (fd, into, offset, position, length) => fs.readSync(fd, into, offset, length, position),
   fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
+  fdatasyncSync: (fd) => fs.fdatasyncSync(fd),
   // Node has no fallocate(2) or BLKDISCARD/BLKZEROOUT, so util-linux does it. Called only for large
   // ranges (see FAST_ZERO_MIN), where a process start is cheap next to writing the bytes.
   // The tool opens our descriptor through /proc, so it acts on the inode we hold even if the path was
@@ -66,6 +69,17 @@ export const SYNC_READ_MAX = Number(process.env.TANDEM_SYNC_READ_MAX ?? 0);
 const POOL_READS_MS = 2_000;
 /** Slower than a page-cache copy: 50 µs plus 1 ms per MiB. */
 const slowRead = (ms: number, bytes: number) => ms > 0.05 + bytes / (1024 * 1024);
+
+/**
+ * Flushes are made on the event-loop thread while they are this fast: a device with nothing to write
+ * back (memory-backed, or a write cache that needs no flush) answers in microseconds, far less than
+ * the two thread wake-ups of a thread-pool round trip, which a target pays once per acknowledged batch.
+ * A slower flush sends flushes to the pool for POOL_FLUSHES_MS, doubling (up to POOL_FLUSHES_MAX_MS)
+ * each time a later try is slow again, so a real disk stalls the event loop once in minutes at most.
+ */
+const SLOW_FLUSH_MS = 0.2;
+const POOL_FLUSHES_MS = 5_000;
+const POOL_FLUSHES_MAX_MS = 300_000;
 
 /** Drops the first n bytes from a list of buffers (after a short write). */
 export function dropPrefix(data: readonly Buffer[], n: number): Buffer[] {
@@ -101,6 +115,9 @@ export class FileBlockStore implements BlockStore {
   /** Until then reads go through the thread pool (a synchronous read was slow: the device, not the cache). */
   private poolReadsUntil = 0;
   private slowReads = 0;
+  /** Until then flushes go through the thread pool (the last one on the calling thread was slow). */
+  private poolFlushesUntil = 0;
+  private poolFlushesFor = POOL_FLUSHES_MS;
 
   private constructor(
     private readonly fd: number,
@@ -214,20 +231,34 @@ export class FileBlockStore implements BlockStore {
       done += n;
       if (done < total) pending = dropPrefix(pending, n);
     }
-    if (fua) await this.io.fdatasync(this.fd);
+    if (fua) await this.flush();
   }
 
   flush(): Promise<void> {
     // fdatasync covers every write to the inode that completed before it, through any descriptor,
     // which is also what makes CAN_MULTI_CONN true for this store.
-    return this.io.fdatasync(this.fd);
+    const t0 = performance.now();
+    if (!this.io.fdatasyncSync || t0 < this.poolFlushesUntil) return this.io.fdatasync(this.fd);
+    try {
+      this.io.fdatasyncSync(this.fd);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const t1 = performance.now();
+    if (t1 - t0 > SLOW_FLUSH_MS) {
+      this.poolFlushesUntil = t1 + this.poolFlushesFor;
+      this.poolFlushesFor = Math.min(2 * this.poolFlushesFor, POOL_FLUSHES_MAX_MS);
+    } else {
+      this.poolFlushesFor = POOL_FLUSHES_MS;
+    }
+    return Promise.resolve();
   }
 
   async trim(offset: number, length: number, fua: boolean): Promise<void> {
     if (length === 0) return;
     // Advisory: if the tool is missing or the device refuses, the data simply stays.
     await this.io.deallocate(this.fd, this.isBlockDevice, offset, length, false);
-    if (fua) await this.io.fdatasync(this.fd);
+    if (fua) await this.flush();
   }
 
   async writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void> {
@@ -246,7 +277,7 @@ export class FileBlockStore implements BlockStore {
         done += n;
       }
     }
-    if (options.fua) await this.io.fdatasync(this.fd);
+    if (options.fua) await this.flush();
   }
 
   async close(): Promise<void> {

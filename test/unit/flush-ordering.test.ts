@@ -127,6 +127,39 @@ describe('FileBlockStore system-call order', () => {
     await store.close();
   });
 
+  it('flushes on the calling thread while they are fast; a slow one sends flushes to the thread pool', async () => {
+    const calls: string[] = [];
+    let slowMs = 0;
+    const io: FileIo = {
+      ...recordingIo([]),
+      fdatasync: async () => {
+        calls.push('pool');
+      },
+      fdatasyncSync: () => {
+        calls.push('sync');
+        const until = performance.now() + slowMs;
+        while (performance.now() < until); // a flush that waited for the device's cache
+      },
+    };
+    const store = openWith(io);
+    await store.flush();
+    await store.write(0, [Buffer.alloc(512)], true); // FUA flushes the same way
+    slowMs = 5;
+    await store.flush();
+    slowMs = 0;
+    await store.flush();
+    await store.write(0, [Buffer.alloc(512)], true);
+    expect(calls).toEqual(['sync', 'sync', 'sync', 'pool', 'pool']);
+    await store.close();
+  });
+
+  it('a flush on the calling thread that fails rejects with the error', async () => {
+    const io: FileIo = { ...recordingIo([]), fdatasyncSync: () => { throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }); } };
+    const store = openWith(io);
+    await expect(store.flush()).rejects.toThrow(/EIO/);
+    await store.close();
+  });
+
   it('retries short writes until every byte is written', async () => {
     const written: Array<[number, number]> = [];
     const short = (_fd: number, data: readonly Buffer[], pos: number) => {

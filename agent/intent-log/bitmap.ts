@@ -292,6 +292,11 @@ export class IntentLog {
     return this.waitEpoch(this.pendingEpoch);
   }
 
+  /** Clears not yet in the file (kept back by the last periodic flush, or made since): another flush is due. */
+  get clearsPending(): boolean {
+    return this.clearPages.size > 0;
+  }
+
   dirtyCount(slot: number): number {
     return (this.slots[slot] as BitSet).count();
   }

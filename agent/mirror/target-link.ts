@@ -472,7 +472,11 @@ export class TargetLink {
     if (this.clearTimer) return;
     this.clearTimer = setTimeout(() => {
       this.clearTimer = null;
-      void this.mirror.log.flushClears({ keepRecent: true }).catch((e: Error) => this.log.warn(`writing the bitmap: ${e.message}`));
+      // Bits kept back for recently written chunks need one more flush, even if no acknowledgement comes.
+      void this.mirror.log.flushClears({ keepRecent: true }).then(
+        () => this.mirror.log.clearsPending && !this.stopped && this.scheduleClearFlush(),
+        (e: Error) => this.log.warn(`writing the bitmap: ${e.message}`),
+      );
     }, 1_000);
   }
 

@@ -4,14 +4,14 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { BlockStore } from '../storage/block-store.js';
-import { BufferPool } from '../storage/buffer-pool.js';
 import { adoptSocket } from '../nbd/adopt-socket.js';
 import { createReplicationServer, type NodeCredentials } from './transport.js';
 import type { Logger } from '../log.js';
 import { journalOldData, OverlapTracker, type JournalOp } from '../rewind/journal-writes.js';
 import type { RewindJournal } from '../rewind/journal.js';
+import { SlabFrameReader, type Release } from './slab-reader.js';
 import {
-  encodeHashes, encodeRefuse, encodeSeqFrame, encodeSwitchover, encodeWelcome, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
+  encodeHashes, encodeRefuse, encodeSeqFrame, encodeSwitchover, encodeWelcome, FrameType, PROTOCOL, PROTOCOL_VERSION, ProtocolError,
   type Frame, type GenerationNotice, type Hello, type Refusal, type Switched, type Welcome,
 } from './wire.js';
 
@@ -47,12 +47,12 @@ const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 interface Queued {
   frame: Frame;
-  /** The buffer the frame's data lives in, returned to the pool once applied. */
-  body: Buffer | null;
+  /** Gives the received bytes the frame's data lives in back, once applied (null: nothing held). */
+  release: Release | null;
 }
 
 class TargetSession {
-  private readonly assembler = new FrameAssembler();
+  private readonly reader = new SlabFrameReader();
   private hello: Hello | null = null;
   private store: BlockStore | null = null;
   private journal: RewindJournal | null = null;
@@ -99,16 +99,16 @@ class TargetSession {
     this.socket.destroy();
   }
 
-  /** Where the next read should land: the rest of a large frame body (received in place), or null. */
+  /** Where the next read should land: the reader's slab, or the rest of a large frame's body. */
   nextReceiveBuffer(): Buffer | null {
-    return this.closed ? null : this.assembler.nextReceiveBuffer();
+    return this.closed ? null : this.reader.nextReceiveBuffer();
   }
 
-  /** Received bytes (borrowed: copied out by the assembler). Returns false to stop reading for now. */
+  /** Received bytes (read in place, or borrowed and copied by the reader). Returns false to stop reading for now. */
   receive(bytes: Buffer): boolean {
     if (this.closed) return false;
     try {
-      this.assembler.feed(bytes, (f, body) => this.onFrame(f, body));
+      this.reader.feed(bytes, (f, release) => this.onFrame(f, release));
     } catch (err) {
       // A peer that does not speak our protocol from its first byte never gets past HELLO, so it
       // never writes anything.
@@ -138,7 +138,9 @@ class TargetSession {
     });
   }
 
-  private onFrame(f: Frame, body: Buffer): void {
+  private onFrame(f: Frame, release: Release): void {
+    // Only a WRITE's data is kept past this call (until applied); every other frame is decoded already.
+    if (f.type !== FrameType.WRITE || this.closed || !this.hello) release();
     if (this.closed) return;
     if (!this.hello) {
       if (f.type !== FrameType.HELLO) return this.drop(`expected HELLO, got frame type ${f.type}`);
@@ -156,7 +158,7 @@ class TargetSession {
       return;
     }
     if (f.type === FrameType.GEN) {
-      this.queue.push({ frame: f, body: null });
+      this.queue.push({ frame: f, release: null });
       return;
     }
     if (f.type === FrameType.WRITE_Z) {
@@ -167,16 +169,16 @@ class TargetSession {
       } catch {
         return this.drop('compressed data that does not inflate');
       }
-      BufferPool.shared.release(body);
       if (data.length !== f.length) return this.drop(`compressed data inflates to ${data.length} bytes, not ${f.length}`);
-      this.queue.push({ frame: { type: FrameType.WRITE, seq: f.seq, offset: f.offset, data }, body: null });
+      this.queue.push({ frame: { type: FrameType.WRITE, seq: f.seq, offset: f.offset, data }, release: null });
       this.queuedBytes += data.length;
       return;
     }
     if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH && f.type !== FrameType.HASH_REQ && f.type !== FrameType.BOOKMARK) {
+      release();
       return this.drop(`unexpected frame type ${f.type} from a source`);
     }
-    this.queue.push({ frame: f, body: f.type === FrameType.WRITE ? body : null });
+    this.queue.push({ frame: f, release: f.type === FrameType.WRITE ? release : null });
     if (f.type === FrameType.WRITE) this.queuedBytes += f.data.length;
   }
 
@@ -216,14 +218,14 @@ class TargetSession {
 
   /** Applies one message; false if the peer was dropped for it. */
   private async applyOne(q: Queued, store: BlockStore, addBytes: (n: number) => void, setLast: (seq: number) => void): Promise<boolean> {
-    const { frame: f, body } = q;
+    const { frame: f, release } = q;
     if (f.type === FrameType.WRITE) {
       if (f.offset + f.data.length > store.size) {
         this.drop(`write beyond the end of ${store.description}`);
         return false;
       }
       await store.write(f.offset, [f.data], false);
-      if (body) BufferPool.shared.release(body);
+      release?.();
       addBytes(f.data.length);
       this.queuedBytes -= f.data.length;
       setLast(f.seq);

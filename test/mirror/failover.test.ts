@@ -41,8 +41,8 @@ async function pair(name: string): Promise<Pair> {
   await waitTargets(adam, tag, inSync);
   await write(adam, 'write -P 0x11 0 64k');
   await waitTargets(adam, tag, inSync);
-  // Bits are cleared on disk lazily (within a second); let that happen so resync counts are exact.
-  await new Promise((r) => setTimeout(r, 1_500));
+  // Bits are cleared on disk lazily (within two seconds of the last write); let that happen so resync counts are exact.
+  await new Promise((r) => setTimeout(r, 2_500));
   return { dir, adam, eve, adamDisk, eveDisk };
 }
 

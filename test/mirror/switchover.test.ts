@@ -77,7 +77,7 @@ async function pair(name: string, addressOf: (eve: Agent) => Promise<string> = a
   await waitTargets(adam, tag, inSync);
   await write(adam, 'write -P 0x11 0 64k');
   await waitTargets(adam, tag, inSync);
-  await new Promise((r) => setTimeout(r, 1_500)); // lazy bitmap clears reach the disk
+  await new Promise((r) => setTimeout(r, 2_500)); // lazy bitmap clears reach the disk (within two seconds)
   return { dir, adam, eve, adamDisk, eveDisk };
 }
 

@@ -630,6 +630,20 @@ export class AgentDaemon {
   private policyFor(entry: SourceEntry): MirrorPolicy {
     const r = entry.record;
     const gens = () => r.generations;
+    // Per target, the generations it held before each notice that advanced our label for it and that it
+    // has not acknowledged yet, oldest first. Our label moves when the notice is sent (in the write
+    // stream); a target that lost the connection before applying it comes back at the label before,
+    // which our bitmap for it covers just as well: it changed only by what we sent since, and bits are
+    // cleared only once acknowledged. (In memory: after a restart such a target is resynced in full.)
+    const unconfirmed = new Map<string, Array<{ before: string; label: string }>>();
+    const advance = (peer: string, label: string) => {
+      const before = r.generations.peers[peer];
+      r.generations.peers[peer] = label;
+      if (before === undefined || before === label) return;
+      const list = unconfirmed.get(peer) ?? [];
+      list.push({ before, label });
+      unconfirmed.set(peer, list);
+    };
     return {
       hello: () => ({
         generations: gens(),
@@ -643,7 +657,8 @@ export class AgentDaemon {
 
       admit: async (link, welcome): Promise<'go' | LinkBlock> => {
         const peer = link.config.node;
-        const verdict = decide(gens(), this.node, welcome.generations, peer);
+        let verdict = decide(gens(), this.node, welcome.generations, peer);
+        if (verdict === 'full' && unconfirmed.get(peer)?.some((u) => u.before === welcome.generations.current)) verdict = 'partial';
         if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
         if (verdict === 'peer-newer') {
           return { state: 'refused', message: `${peer} holds newer data of "${r.tag}" than this node (it changed since they last agreed, this node did not); nothing was resynced. Take the mirror out of service here and bring it in service on ${peer}` };
@@ -678,9 +693,18 @@ export class AgentDaemon {
       },
 
       inSync: (link) => {
-        r.generations.peers[link.config.node] = r.generations.current;
+        advance(link.config.node, r.generations.current);
         this.persist();
         return r.generations.current;
+      },
+
+      noticeSettled: (link, label, acknowledged) => {
+        const list = unconfirmed.get(link.config.node);
+        if (!acknowledged || !list) return;
+        // The target holds `label`: no earlier one any more (notices are applied in order).
+        const i = list.findIndex((u) => u.label === label);
+        if (i >= 0) list.splice(0, i + 1);
+        if (list.length === 0) unconfirmed.delete(link.config.node);
       },
 
       beforeWrite: () => {
@@ -693,8 +717,8 @@ export class AgentDaemon {
         entry.rotating = (async () => {
           // The first write after losing a target: from here our data differs from what it holds.
           const next = rotate(g);
-          for (const l of links) if (l.mirroring) next.peers[l.config.node] = next.current;
           r.generations = next;
+          for (const l of links) if (l.mirroring) advance(l.config.node, next.current);
           this.persist();
           for (const l of links) if (l.mirroring) l.sendGeneration(next.current, true);
           this.log.info(`${r.tag}: new generation ${next.current}`);

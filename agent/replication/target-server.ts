@@ -63,6 +63,10 @@ class TargetSession {
   private closed = false;
   private gotFirstFrame = false;
   private switchWaiter: ((s: Switched) => void) | null = null;
+  /** The running applyQueued(), or a resolved promise. */
+  private applyRun: Promise<void> = Promise.resolve();
+  /** The session this one replaced (the same source reconnected): applying waits until it stopped. */
+  private predecessor: TargetSession | null = null;
 
   constructor(
     private readonly socket: net.Socket,
@@ -91,7 +95,15 @@ class TargetSession {
   }
 
   close(): void {
+    // Closed at once, not at the socket's close event: a source that reconnects at once must not have
+    // this session apply anything more once its replacement exists.
+    this.closed = true;
     this.socket.destroy();
+  }
+
+  /** Resolves once this session applies nothing any more (after close()). */
+  whenIdle(): Promise<void> {
+    return this.applyRun;
   }
 
   private drop(reason: string): void {
@@ -118,7 +130,7 @@ class TargetSession {
       }
       throw err;
     }
-    void this.applyQueued();
+    if (!this.applying) this.applyRun = this.applyQueued();
     return this.queuedBytes <= MAX_QUEUED_BYTES;
   }
 
@@ -204,7 +216,12 @@ class TargetSession {
     if (found.size < hello.size) {
       return this.refuse(`target disk ${found.description} (${found.size} bytes) is smaller than the source (${hello.size} bytes); choose a target at least as large as the source`);
     }
-    if (previous) previous.close(); // a source that reconnects replaces its stale connection
+    if (previous) {
+      // A source that reconnects replaces its stale connection; a write of that one still being applied
+      // finishes before any of this one (the same chunk, newer data) is.
+      previous.close();
+      this.predecessor = previous;
+    }
     this.sessions.set(hello.tag, this);
     this.store = found;
     this.journal = admitted.journal ?? null;
@@ -266,6 +283,10 @@ class TargetSession {
     const store = this.store;
     const journal = this.journal;
     try {
+      if (this.predecessor) {
+        await this.predecessor.whenIdle();
+        this.predecessor = null;
+      }
       // With a rewind log, the epoch's flush and acknowledgement run while the next batch is journalled
       // (its own journal sync overlapping this flush); acknowledgements stay in order.
       let flushing: Promise<void> = Promise.resolve();
@@ -324,8 +345,7 @@ class TargetSession {
           if (!this.closed && ackSeq > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, ackSeq));
           this.volumes.onApplied?.(this.hello!.tag, ackSeq, ackBytes);
         });
-        if (!journal) await flushing;
-        else flushing.catch((err: unknown) => (flushFailure ??= err as Error));
+        flushing.catch((err: unknown) => (flushFailure ??= err as Error));
         if (this.queuedBytes <= MAX_QUEUED_BYTES / 2) this.socket.resume(); // restarts reading if receive() stopped it
       }
     } catch (err) {

@@ -63,6 +63,8 @@ class TargetSession {
   private closed = false;
   private gotFirstFrame = false;
   private switchWaiter: ((s: Switched) => void) | null = null;
+  /** Something was written since the last flush began (or was scheduled to begin after it). */
+  private writtenSinceFlush = false;
   /** The running applyQueued(), or a resolved promise. */
   private applyRun: Promise<void> = Promise.resolve();
   /** The session this one replaced (the same source reconnected): applying waits until it stopped. */
@@ -239,6 +241,7 @@ class TargetSession {
         this.drop(`write beyond the end of ${store.description}`);
         return false;
       }
+      this.writtenSinceFlush = true;
       await store.write(f.offset, [f.data], false);
       if (body) BufferPool.shared.release(body);
       addBytes(f.data.length);
@@ -249,14 +252,19 @@ class TargetSession {
         this.drop(`zero range beyond the end of ${store.description}`);
         return false;
       }
+      this.writtenSinceFlush = true;
       await store.writeZeroes(f.offset, f.length, { mayPunch: true, fua: false, fast: false });
       setLast(f.seq);
     } else if (f.type === FrameType.FLUSH || f.type === FrameType.BOOKMARK) {
       // A bookmark without a rewind log marks nothing: there is no log to put it in.
       setLast(f.seq);
     } else if (f.type === FrameType.GEN) {
-      // A generation describes the data before it: make that durable first.
-      await store.flush();
+      // A generation describes the data before it: make that durable first. (A notice that the data is
+      // not a usable copy, as at the start of a resync, claims nothing about it.)
+      if (f.gen.consistent) {
+        this.writtenSinceFlush = false;
+        await store.flush();
+      }
       if (this.closed) return false;
       this.volumes.onGeneration?.(this.hello!.tag, this.hello!.source, f.gen);
       setLast(f.gen.seq);
@@ -340,8 +348,12 @@ class TargetSession {
         // The epoch: everything applied so far is made durable before it is acknowledged.
         const ackSeq = last;
         const ackBytes = bytes;
+        // Nothing written since the last flush began (a batch of notices, or one ending in a generation
+        // notice, which flushed): that flush covers this batch.
+        const needFlush = this.writtenSinceFlush;
+        this.writtenSinceFlush = false;
         flushing = flushing.then(async () => {
-          await store.flush();
+          if (needFlush) await store.flush();
           if (!this.closed && ackSeq > 0) this.socket.write(encodeSeqFrame(FrameType.ACK, ackSeq));
           this.volumes.onApplied?.(this.hello!.tag, ackSeq, ackBytes);
         });

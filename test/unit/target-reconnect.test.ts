@@ -1,11 +1,12 @@
-// A source that reconnects at once (fullresync) replaces its old connection on the target: a write of
-// the old connection still being applied must land before any write of the new one, or the target keeps
-// the older data of a chunk the source has since sent again.
+// The target's session: a source that reconnects at once (fullresync) replaces its old connection, and a
+// write of the old connection still being applied must land before any write of the new one (or the
+// target keeps the older data of a chunk the source has since sent again); acknowledgements mean durable,
+// with no more flushes than that needs.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshGenerations } from '../../agent/mirror/generations.js';
 import { ReplicationListener } from '../../agent/replication/target-server.js';
-import { encodeHello, encodeSeqFrame, encodeWrite, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, type Frame } from '../../agent/replication/wire.js';
+import { encodeGeneration, encodeHello, encodeSeqFrame, encodeWrite, FrameAssembler, FrameType, PROTOCOL, PROTOCOL_VERSION, type Frame } from '../../agent/replication/wire.js';
 import type { BlockStore } from '../../agent/storage/block-store.js';
 import { createLogger } from '../../agent/log.js';
 
@@ -21,13 +22,17 @@ class HeldDisk implements BlockStore {
   readonly syncWriteMax = 0;
   writes = 0;
   release: (() => void) | null = null;
+  hold = true;
+  flushes = 0;
   async read(o: number, l: number) { return Buffer.from(this.data.subarray(o, o + l)); }
   async write(o: number, d: readonly Buffer[]) {
     const bytes = Buffer.concat(d);
-    if (this.writes++ === 0) await new Promise<void>((r) => (this.release = r));
+    if (this.writes++ === 0 && this.hold) await new Promise<void>((r) => (this.release = r));
     bytes.copy(this.data, o);
   }
-  async flush() {}
+  async flush() {
+    this.flushes++;
+  }
   async trim() {}
   async writeZeroes() {}
   async close() {}
@@ -56,7 +61,7 @@ const until = async (check: () => boolean, ms = 10_000) => {
   }
 };
 
-describe('target: a source that reconnects', () => {
+describe('target session', () => {
   const cleanup: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0)) await c();
@@ -83,5 +88,29 @@ describe('target: a source that reconnects', () => {
     // The newer data wins, as the source sent it last.
     expect(disk.data.subarray(0, 4096).every((b) => b === 2)).toBe(true);
     expect(old.frames.some((f) => f.type === FrameType.ACK)).toBe(false);
+  });
+
+  it('acknowledges a write only after a flush, and flushes no more than that needs', async () => {
+    const disk = new HeldDisk();
+    disk.hold = false;
+    const listener = new ReplicationListener({ admit: () => ({ store: disk, welcome: { generations: freshGenerations(false), consistent: true, dirty: '' } }) }, 't', createLogger('test', 'error'));
+    const port = await listener.listen('127.0.0.1', 0);
+    cleanup.push(() => listener.close());
+    const src = await connectSource(port);
+    const acked = (seq: number) => until(() => src.frames.some((f) => f.type === FrameType.ACK && f.seq === seq));
+
+    src.socket.write(encodeGeneration({ seq: 1, consistent: false })); // not a usable copy: no flush needed
+    await acked(1);
+    expect(disk.flushes).toBe(0);
+    src.socket.write(encodeWrite(2, 0, [Buffer.alloc(4096, 7)]));
+    await acked(2);
+    expect(disk.flushes).toBe(1);
+    src.socket.write(encodeGeneration({ seq: 3, consistent: true, current: 'g1' })); // flushes what came before it…
+    await acked(3);
+    expect(disk.flushes).toBe(2);
+    src.socket.write(encodeSeqFrame(FrameType.FLUSH, 4)); // …and nothing was written since
+    await acked(4);
+    expect(disk.flushes).toBe(2);
+    src.socket.destroy();
   });
 });

@@ -330,6 +330,8 @@ export class AgentDaemon {
     if (r.size !== 0 && (r.size !== hello.size || r.chunkSize !== hello.chunkSize)) {
       return { message: `this node's copy of "${tag}" is ${r.size} bytes in chunks of ${r.chunkSize}, the source's ${hello.size} in ${hello.chunkSize}; release and accept the target again` };
     }
+    const recorded = () => JSON.stringify([r.size, r.chunkSize, r.members, r.source, r.fileSystem, r.slots]);
+    const before = recorded();
     if (r.size === 0) {
       r.size = hello.size;
       r.chunkSize = hello.chunkSize;
@@ -349,7 +351,9 @@ export class AgentDaemon {
       const slot = freeSlot(r.slots, MAX_TARGETS);
       if (slot >= 0) r.slots[m.node] = slot;
     }
-    this.persist();
+    // A source that reconnects (resume, fullresync) usually changes nothing here: no write (and fsync)
+    // of the state file before WELCOME then.
+    if (recorded() !== before) this.persist();
     const slot = r.slots[hello.source];
     const dirty = t.log && slot !== undefined && t.log.dirtyCount(slot) > 0 ? (t.log.slots[slot] as { bytes: Buffer }).bytes.toString('base64') : '';
     return { store: t.store, welcome: { generations: r.generations, consistent: r.consistent, dirty }, journal: t.rewind.journal };

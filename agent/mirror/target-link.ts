@@ -238,6 +238,13 @@ export class TargetLink {
     socket.write(frame, onWritten);
   }
 
+  /** Sends what writeBatched() gathered in this turn now (its setImmediate then finds nothing to do). */
+  private uncorkNow(): void {
+    if (!this.corked || !this.socket) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
   /** Resolves once the target acknowledged `seq`, or the connection dropped. */
   waitAck(seq: number): Promise<void> {
     if (!this.ready || this.acked >= seq) return Promise.resolve();
@@ -711,6 +718,8 @@ export class TargetLink {
     // Everything is sent: the target takes our generation, in the stream right after the data (it
     // applies the notice only once it holds all of it), and our bitmap for it starts there. Waiting for
     // the data's acknowledgement before sending it would only add a round trip.
+    // The last runs leave now, while the policy records the new generation (a state file write).
+    this.uncorkNow();
     const current = this.mirror.policy.inSync(this);
     const genSeq = this.sendGeneration(current, true);
     this.state = 'mirroring';

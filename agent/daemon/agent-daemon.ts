@@ -13,7 +13,7 @@ import { NbdServer, SimpleCatalog } from '../nbd/server.js';
 import { SourceMirror } from '../mirror/source-mirror.js';
 import type { LinkBlock, MirrorPolicy } from '../mirror/mirror-core.js';
 import type { TargetConfig } from '../mirror/target-link.js';
-import { adopt, decide, discardToCommonAncestor, rotate } from '../mirror/generations.js';
+import { adopt, decide, discardToCommonAncestor, rotate, UnconfirmedLabels } from '../mirror/generations.js';
 import { ReplicationListener, type Admission } from '../replication/target-server.js';
 import { loadNodeCredentials, type NodeCredentials } from '../replication/transport.js';
 import type { GenerationNotice, Hello, MemberInfo, Switched } from '../replication/wire.js';
@@ -634,19 +634,11 @@ export class AgentDaemon {
   private policyFor(entry: SourceEntry): MirrorPolicy {
     const r = entry.record;
     const gens = () => r.generations;
-    // Per target, the generations it held before each notice that advanced our label for it and that it
-    // has not acknowledged yet, oldest first. Our label moves when the notice is sent (in the write
-    // stream); a target that lost the connection before applying it comes back at the label before,
-    // which our bitmap for it covers just as well: it changed only by what we sent since, and bits are
-    // cleared only once acknowledged. (In memory: after a restart such a target is resynced in full.)
-    const unconfirmed = new Map<string, Array<{ before: string; label: string }>>();
+    // Labels moved in the write stream and not yet acknowledged (see UnconfirmedLabels).
+    const unconfirmed = new UnconfirmedLabels();
     const advance = (peer: string, label: string) => {
-      const before = r.generations.peers[peer];
+      unconfirmed.advanced(peer, r.generations.peers[peer], label);
       r.generations.peers[peer] = label;
-      if (before === undefined || before === label) return;
-      const list = unconfirmed.get(peer) ?? [];
-      list.push({ before, label });
-      unconfirmed.set(peer, list);
     };
     return {
       hello: () => ({
@@ -661,8 +653,7 @@ export class AgentDaemon {
 
       admit: async (link, welcome): Promise<'go' | LinkBlock> => {
         const peer = link.config.node;
-        let verdict = decide(gens(), this.node, welcome.generations, peer);
-        if (verdict === 'full' && unconfirmed.get(peer)?.some((u) => u.before === welcome.generations.current)) verdict = 'partial';
+        const verdict = unconfirmed.decide(gens(), this.node, welcome.generations, peer);
         if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
         if (verdict === 'peer-newer') {
           return { state: 'refused', message: `${peer} holds newer data of "${r.tag}" than this node (it changed since they last agreed, this node did not); nothing was resynced. Take the mirror out of service here and bring it in service on ${peer}` };
@@ -703,12 +694,7 @@ export class AgentDaemon {
       },
 
       noticeSettled: (link, label, acknowledged) => {
-        const list = unconfirmed.get(link.config.node);
-        if (!acknowledged || !list) return;
-        // The target holds `label`: no earlier one any more (notices are applied in order).
-        const i = list.findIndex((u) => u.label === label);
-        if (i >= 0) list.splice(0, i + 1);
-        if (list.length === 0) unconfirmed.delete(link.config.node);
+        if (acknowledged) unconfirmed.acknowledged(link.config.node, label);
       },
 
       beforeWrite: () => {

@@ -13,7 +13,7 @@ import { NbdServer, SimpleCatalog } from '../nbd/server.js';
 import { SourceMirror } from '../mirror/source-mirror.js';
 import type { LinkBlock, MirrorPolicy } from '../mirror/mirror-core.js';
 import type { TargetConfig } from '../mirror/target-link.js';
-import { adopt, decide, discardToCommonAncestor, rotate } from '../mirror/generations.js';
+import { adopt, decide, discardToCommonAncestor, rotate, UnconfirmedLabels } from '../mirror/generations.js';
 import { ReplicationListener, type Admission } from '../replication/target-server.js';
 import { loadNodeCredentials, type NodeCredentials } from '../replication/transport.js';
 import type { GenerationNotice, Hello, MemberInfo, Switched } from '../replication/wire.js';
@@ -330,6 +330,8 @@ export class AgentDaemon {
     if (r.size !== 0 && (r.size !== hello.size || r.chunkSize !== hello.chunkSize)) {
       return { message: `this node's copy of "${tag}" is ${r.size} bytes in chunks of ${r.chunkSize}, the source's ${hello.size} in ${hello.chunkSize}; release and accept the target again` };
     }
+    const recorded = () => JSON.stringify([r.size, r.chunkSize, r.members, r.source, r.fileSystem, r.slots]);
+    const before = recorded();
     if (r.size === 0) {
       r.size = hello.size;
       r.chunkSize = hello.chunkSize;
@@ -349,7 +351,9 @@ export class AgentDaemon {
       const slot = freeSlot(r.slots, MAX_TARGETS);
       if (slot >= 0) r.slots[m.node] = slot;
     }
-    this.persist();
+    // A source that reconnects (resume, fullresync) usually changes nothing here: no write (and fsync)
+    // of the state file before WELCOME then.
+    if (recorded() !== before) this.persist();
     const slot = r.slots[hello.source];
     const dirty = t.log && slot !== undefined && t.log.dirtyCount(slot) > 0 ? (t.log.slots[slot] as { bytes: Buffer }).bytes.toString('base64') : '';
     return { store: t.store, welcome: { generations: r.generations, consistent: r.consistent, dirty }, journal: t.rewind.journal };
@@ -630,6 +634,12 @@ export class AgentDaemon {
   private policyFor(entry: SourceEntry): MirrorPolicy {
     const r = entry.record;
     const gens = () => r.generations;
+    // Labels moved in the write stream and not yet acknowledged (see UnconfirmedLabels).
+    const unconfirmed = new UnconfirmedLabels();
+    const advance = (peer: string, label: string) => {
+      unconfirmed.advanced(peer, r.generations.peers[peer], label);
+      r.generations.peers[peer] = label;
+    };
     return {
       hello: () => ({
         generations: gens(),
@@ -643,7 +653,7 @@ export class AgentDaemon {
 
       admit: async (link, welcome): Promise<'go' | LinkBlock> => {
         const peer = link.config.node;
-        const verdict = decide(gens(), this.node, welcome.generations, peer);
+        const verdict = unconfirmed.decide(gens(), this.node, welcome.generations, peer);
         if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
         if (verdict === 'peer-newer') {
           return { state: 'refused', message: `${peer} holds newer data of "${r.tag}" than this node (it changed since they last agreed, this node did not); nothing was resynced. Take the mirror out of service here and bring it in service on ${peer}` };
@@ -678,9 +688,13 @@ export class AgentDaemon {
       },
 
       inSync: (link) => {
-        r.generations.peers[link.config.node] = r.generations.current;
+        advance(link.config.node, r.generations.current);
         this.persist();
         return r.generations.current;
+      },
+
+      noticeSettled: (link, label, acknowledged) => {
+        if (acknowledged) unconfirmed.acknowledged(link.config.node, label);
       },
 
       beforeWrite: () => {
@@ -693,8 +707,8 @@ export class AgentDaemon {
         entry.rotating = (async () => {
           // The first write after losing a target: from here our data differs from what it holds.
           const next = rotate(g);
-          for (const l of links) if (l.mirroring) next.peers[l.config.node] = next.current;
           r.generations = next;
+          for (const l of links) if (l.mirroring) advance(l.config.node, next.current);
           this.persist();
           for (const l of links) if (l.mirroring) l.sendGeneration(next.current, true);
           this.log.info(`${r.tag}: new generation ${next.current}`);

@@ -69,3 +69,39 @@ export function discardToCommonAncestor(g: Generations, survivor: string): Gener
   const common = g.peers[survivor] ?? '';
   return { current: common, history: g.history.filter((h) => h !== common), peers: { ...g.peers } };
 }
+
+/**
+ * A source's labels for its targets that moved in the write stream without the target's acknowledgement
+ * yet (the generation notice at the end of a resync, or a rotation while it mirrors). A target that lost
+ * the connection before applying such a notice comes back at the label before it, which the source's
+ * bitmap for it covers just as well: it changed only by what the source sent since, and bits are cleared
+ * only once acknowledged. Once a notice is acknowledged the target holds its label, and no earlier one.
+ * In memory only: after a restart such a target is resynced in full, as before.
+ */
+export class UnconfirmedLabels {
+  private readonly byPeer = new Map<string, Array<{ before: string; label: string }>>();
+
+  /** Our label for `peer` moves from `before` to `label` (a notice naming `label` is being sent). */
+  advanced(peer: string, before: string | undefined, label: string): void {
+    if (before === undefined || before === label) return;
+    const list = this.byPeer.get(peer) ?? [];
+    list.push({ before, label });
+    this.byPeer.set(peer, list);
+  }
+
+  /** The notice naming `label` was acknowledged by `peer`: it holds `label` durably. */
+  acknowledged(peer: string, label: string): void {
+    const list = this.byPeer.get(peer);
+    if (!list) return;
+    const i = list.findIndex((u) => u.label === label);
+    if (i >= 0) list.splice(0, i + 1);
+    if (list.length === 0) this.byPeer.delete(peer);
+  }
+
+  /** decide(), but a peer at a label we moved away from without its acknowledgement is resynced partially. */
+  decide(local: Generations, localNode: string, peer: Generations, peerNode: string): Verdict {
+    const verdict = decide(local, localNode, peer, peerNode);
+    if (verdict === 'full' && this.byPeer.get(peerNode)?.some((u) => u.before === peer.current)) return 'partial';
+    return verdict;
+  }
+}

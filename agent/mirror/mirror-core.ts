@@ -23,8 +23,12 @@ export interface MirrorPolicy {
   peerIsSource(link: TargetLink, refusal: Refusal): LinkBlock | null;
   /** End of a resync pass: the generation the target now holds. */
   inSync(link: TargetLink): string;
-  /** The target acknowledged holding generation `current`. */
-  inSyncAcknowledged?(link: TargetLink, current: string): void;
+  /**
+   * A generation notice naming `current` (sent by inSync's pass end or a rotation) was acknowledged (the
+   * target holds that generation durably), or its connection closed first (acknowledged false: it may
+   * or may not).
+   */
+  noticeSettled?(link: TargetLink, current: string, acknowledged: boolean): void;
   /** The link lost its connection. */
   linkDown?(link: TargetLink): void;
   /** The target asks to take over (switchover). */

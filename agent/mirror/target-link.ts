@@ -40,8 +40,13 @@ const RESYNC_RUN_BYTES = 1024 * 1024;
 /** …and keeps at most this much sent and not yet acknowledged. */
 const RESYNC_WINDOW_BYTES = 32 * 1024 * 1024;
 
-/** Runs read ahead of the one being sent (bounded: each holds its chunks' resync locks). */
-const RESYNC_READ_AHEAD = 4;
+/**
+ * Runs read ahead of the one being sent, bounded in bytes and in runs (each holds its chunks' resync
+ * locks): four 1 MiB runs of a full resync, or up to 64 scattered chunks of a partial one, whose reads
+ * then overlap in the thread pool instead of waiting for each other four at a time.
+ */
+const RESYNC_READ_AHEAD_BYTES = 4 * 1024 * 1024;
+const RESYNC_READ_AHEAD_RUNS = 64;
 
 /** A resync run read and locked, waiting to be sent. */
 interface PreparedRun {
@@ -78,6 +83,8 @@ export class TargetLink {
   private roomWaiters: Array<() => void> = [];
   private backoff = BACKOFF_MIN_MS;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** The connection is closed on purpose to start over (fullresync): reconnect without the backoff. */
+  private reconnectNow = false;
   private stopped = false;
   private lastError = '';
   /** Why this side closed the current connection, shown instead of the generic "lost the connection". */
@@ -89,6 +96,8 @@ export class TargetLink {
   private resyncSamples: Array<[number, number]> = []; // [time, resyncBytes]
   private clearTimer: NodeJS.Timeout | null = null;
   private corked = false;
+  /** The end-of-resync generation notice not yet acknowledged (0: none): status shows Resyncing until it is. */
+  private inSyncNotice = 0;
   /** The next resync pass compares chunk hashes first and sends only chunks that differ. */
   private checksumNext = false;
   private hashWaiters = new Map<number, (hashes: Buffer | null) => void>();
@@ -156,7 +165,15 @@ export class TargetLink {
 
   /** Starts a new resync pass over everything dirty (after fullresync marked all bits). */
   restartResync(): void {
-    this.socket?.destroy(); // reconnects at once and resyncs from the bitmap
+    // Reconnects at once (not after the reconnect backoff: nothing failed) and resyncs from the bitmap.
+    if (this.socket) {
+      this.reconnectNow = true;
+      this.socket.destroy();
+    } else if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      this.connect();
+    }
   }
 
   /**
@@ -221,6 +238,13 @@ export class TargetLink {
     socket.write(frame, onWritten);
   }
 
+  /** Sends what writeBatched() gathered in this turn now (its setImmediate then finds nothing to do). */
+  private uncorkNow(): void {
+    if (!this.corked || !this.socket) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
   /** Resolves once the target acknowledged `seq`, or the connection dropped. */
   waitAck(seq: number): Promise<void> {
     if (!this.ready || this.acked >= seq) return Promise.resolve();
@@ -238,7 +262,9 @@ export class TargetLink {
     const dirty = this.mirror.log.dirtyCount(this.slot);
     const chunks = this.mirror.log.chunks;
     const speed = this.resyncSpeed();
-    const state = this.blocked && this.state !== 'paused' ? this.blocked.state : this.state;
+    const state = this.blocked && this.state !== 'paused' ? this.blocked.state
+      : this.state === 'mirroring' && this.inSyncNotice > 0 ? 'resyncing'
+      : this.state;
     const status = state === 'paused' ? 'Paused'
       : state === 'resyncing' ? 'Resyncing'
       : state === 'mirroring' ? 'Fully Operational'
@@ -252,8 +278,8 @@ export class TargetLink {
       status,
       percentSynced: chunks === 0 ? 100 : Math.floor((1000 * (chunks - dirty)) / chunks) / 10,
       dirtyChunks: dirty,
-      resyncSpeed: this.state === 'resyncing' ? speed : 0,
-      etaSeconds: this.state === 'resyncing' && speed > 0 ? Math.ceil((dirty * this.mirror.chunkSize) / speed) : null,
+      resyncSpeed: state === 'resyncing' ? speed : 0,
+      etaSeconds: state === 'resyncing' && speed > 0 ? Math.ceil((dirty * this.mirror.chunkSize) / speed) : null,
       queueDepth: this.sent.length,
       throttled: this.throttled,
       bytesSent: this.bytesSent,
@@ -281,6 +307,10 @@ export class TargetLink {
     this.sent.push(seq);
     this.sentBytes.push(frame.length);
     this.bytesSent += frame.length;
+    if (current !== undefined) {
+      // waitAck also resolves when the connection closes: acknowledged only if the target said so.
+      void this.waitAck(seq).then(() => this.mirror.policy.noticeSettled?.(this, current, this.acked >= seq));
+    }
     return seq;
   }
 
@@ -500,6 +530,7 @@ export class TargetLink {
     this.clearQueue = [];
     this.clearHead = 0;
     this.pendingResync = null;
+    this.inSyncNotice = 0;
     if (!wasReady && !this.lastError && !this.blocked) {
       this.lastError = `${this.config.node} at ${this.config.address} closed the connection before accepting it${this.mirror.creds ? '' : ' (this agent replicates over plain TCP, --insecure-plaintext; the target may require TLS)'}`;
     }
@@ -508,13 +539,15 @@ export class TargetLink {
       this.log.warn(`lost target ${this.config.node}; tracking changes in the bitmap`);
     }
     this.mirror.policy.linkDown?.(this);
+    const now = this.reconnectNow;
+    this.reconnectNow = false;
     if (this.stopped || this.config.paused) return;
     this.state = 'connecting';
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();
-    }, this.backoff);
-    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+    }, now ? 0 : this.backoff);
+    if (!now) this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
   }
 
   /**
@@ -614,19 +647,20 @@ export class TargetLink {
       this.checksumNext = false;
       if (!(await this.checksumPass(generation, pending))) return;
     }
-    let lastSeq = 0;
     // Runs are read ahead (the reads overlap with sending), each under its chunks' resync locks from
     // before its read until its frame is queued. Not with a rate limit: locks would be held while it waits.
     const ahead: Array<Promise<PreparedRun | Error>> = [];
     let scan = pending.next(0);
+    let aheadBytes = 0; // bytes of the runs in `ahead`
     const launch = () => {
-      const depth = this.mirror.resyncRate > 0 ? 1 : RESYNC_READ_AHEAD;
-      while (scan >= 0 && ahead.length < depth) {
+      const [runs, bytes] = this.mirror.resyncRate > 0 ? [1, 0] : [RESYNC_READ_AHEAD_RUNS, RESYNC_READ_AHEAD_BYTES];
+      while (scan >= 0 && ahead.length < runs && (ahead.length === 0 || aheadBytes < bytes)) {
         // A run of consecutive pending chunks goes as one read and one frame (up to RESYNC_RUN_BYTES).
         const c = scan;
         let count = 1;
         while (count * chunkSize < RESYNC_RUN_BYTES && c + count < pending.size && pending.get(c + count)) count++;
         scan = c + count < pending.size ? pending.next(c + count) : -1;
+        aheadBytes += count * chunkSize;
         ahead.push(this.prepareRun(c, count).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
       }
     };
@@ -635,6 +669,7 @@ export class TargetLink {
       while (ahead.length > 0) {
         const run = await ahead.shift()!;
         if (run instanceof Error) throw run;
+        aheadBytes -= run.count * chunkSize;
         const { c, count, offset, length, frame: plain } = run;
         try {
           if (generation !== this.generation || !this.socket) {
@@ -661,7 +696,6 @@ export class TargetLink {
             this.noteChunk(c + i, seq);
           }
           this.resyncBytes += length;
-          lastSeq = seq;
         } finally {
           run.unlock();
         }
@@ -683,14 +717,22 @@ export class TargetLink {
         });
       }
     }
-    if (lastSeq > 0) await this.waitAck(lastSeq);
     if (generation !== this.generation) return;
     this.pendingResync = null;
-    // The target now holds everything: it takes our generation, and our bitmap for it starts there.
+    // Everything is sent: the target takes our generation, in the stream right after the data (it
+    // applies the notice only once it holds all of it), and our bitmap for it starts there. Waiting for
+    // the data's acknowledgement before sending it would only add a round trip.
+    // The last runs leave now, while the policy records the new generation (a state file write).
+    this.uncorkNow();
     const current = this.mirror.policy.inSync(this);
     const genSeq = this.sendGeneration(current, true);
     this.state = 'mirroring';
-    if (genSeq > 0) void this.waitAck(genSeq).then(() => this.mirror.policy.inSyncAcknowledged?.(this, current));
+    // Shown in sync once the target acknowledged the notice: it then holds the data and our generation
+    // durably (the acknowledgement covers the data too).
+    this.inSyncNotice = genSeq;
+    if (genSeq > 0) await this.waitAck(genSeq);
+    if (generation !== this.generation) return;
+    this.inSyncNotice = 0;
     if (this.resyncTotal > 0) this.log.info(`resync to ${this.config.node} complete`);
     await this.mirror.log.flushClears();
   }

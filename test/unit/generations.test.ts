@@ -1,6 +1,6 @@
 // The generation rules alone: which way a resync may go, when it is partial, when it is split brain.
 import { describe, expect, it } from 'vitest';
-import { adopt, decide, discardToCommonAncestor, freshGenerations, rotate, type Generations } from '../../agent/mirror/generations.js';
+import { adopt, decide, discardToCommonAncestor, freshGenerations, rotate, UnconfirmedLabels, type Generations } from '../../agent/mirror/generations.js';
 
 /** Source S and target T, in sync at generation g0. */
 function inSyncPair(): { s: Generations; t: Generations } {
@@ -65,5 +65,23 @@ describe('generations', () => {
     const a = adopt(g, 'abc');
     expect(a.current).toBe('abc');
     expect(a.history[0]).toBe(g.current);
+  });
+
+  it('a target that lost the connection before applying the end-of-resync notice is resynced partially, until a notice is acknowledged', () => {
+    const { s, t } = inSyncPair(); // both at g0
+    const labels = new UnconfirmedLabels();
+    const s1 = rotate(s); // S writes while T is paused: g1; T stays g0
+    // The resync ends: S labels T g1 and sends the notice, but T is paused before it applies it.
+    labels.advanced('T', s1.peers.T, s1.current);
+    s1.peers.T = s1.current;
+    const s2 = rotate(s1); // S writes again while T is away: g2
+    expect(decide(s2, 'S', t, 'T')).toBe('full'); // T still says g0, older than our bitmap's g1
+    expect(labels.decide(s2, 'S', t, 'T')).toBe('partial');
+    expect(labels.decide(s2, 'S', rotate(t), 'T')).toBe('split-brain'); // T changed by itself too: as before
+
+    // Once T acknowledged holding g1, a T at g0 is an older copy (restored, say): in full.
+    labels.acknowledged('T', s1.current);
+    expect(labels.decide(s2, 'S', t, 'T')).toBe('full');
+    expect(labels.decide(s2, 'S', adopt(t, s1.current), 'T')).toBe('partial');
   });
 });

@@ -119,4 +119,25 @@ describe('BufferPool', () => {
     bufs.forEach((b) => pool.release(b));
     expect(pool.idleBytes).toBe(16384);
   });
+
+  it('when full, makes room for what is released now by dropping idle buffers of other sizes', async () => {
+    const { BufferPool } = await import('../../agent/storage/buffer-pool.js');
+    const pool = new BufferPool(4 << 20);
+    const large = [pool.acquire(1 << 20), pool.acquire(1 << 20), pool.acquire(1 << 20), pool.acquire(1 << 20)];
+    large.forEach((b) => pool.release(b));
+    expect(pool.idleBytes).toBe(4 << 20);
+    const small = pool.acquire(65536);
+    pool.release(small);
+    expect(pool.idleBytes).toBe(3 * (1 << 20) + 65536);
+    expect(pool.acquire(65536).buffer).toBe(small.buffer); // reused, not allocated again
+  });
+
+  it('gives a frame of a power of two plus a small header a buffer 4 KiB larger, not twice as large', async () => {
+    const { BufferPool } = await import('../../agent/storage/buffer-pool.js');
+    expect(BufferPool.sizeClass((1 << 20) + 17)).toBe((1 << 20) + 4096);
+    expect(BufferPool.sizeClass(65536 + 17)).toBe(65536 + 4096);
+    expect(BufferPool.sizeClass(65536)).toBe(65536);
+    expect(BufferPool.sizeClass(65536 + 4097)).toBe(131072);
+    expect(BufferPool.sizeClass(5000)).toBe(8192);
+  });
 });

@@ -25,6 +25,7 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
   delete TAG                                    on the source: remove the mirror (data stays on DISK)
   pause|resume TAG [NODE ...]                   on the source, for all or the named targets
   fullresync TAG [--checksum] [NODE ...]        resend everything (--checksum: only chunks whose hash differs)
+  waitsync TAG [NODE ...] [--timeout S]         wait until the targets are Fully Operational (default 600 s)
   inservice TAG                                 bring the mirror in service on this node: on a target in
                                                 sync, a switchover (or a failover if its source is lost)
   outofservice TAG                              on the source: stop the export and replication (the bitmap
@@ -168,6 +169,15 @@ export async function runTandem(argv: string[]): Promise<number> {
       if (command === 'fullresync') params.checksum = values.checksum === true;
       const r = (await call(`mirror.${command}`, params)) as Record<string, string[]>;
       print(`${command}: ${tag} -> ${(r[command === 'fullresync' ? 'fullresync' : command === 'pause' ? 'paused' : 'resumed'] ?? []).join(', ') || 'no targets'}\n`);
+      return 0;
+    }
+    case 'waitsync': {
+      const { values, positionals } = parse({ timeout: { type: 'string', default: '600' } });
+      const tag = tagOf(positionals);
+      const timeout = Number(values.timeout);
+      if (!Number.isInteger(timeout) || timeout < 1 || timeout > 86_400) throw new UsageError(`--timeout takes whole seconds from 1 to 86400, not "${values.timeout}"`);
+      const r = (await callAgent(controlSocket(), 'mirror.waitsync', { tag, targets: positionals.slice(1), timeout }, (timeout + 30) * 1000)) as { inSync: string[]; waitedMs: number };
+      print(`${tag}: ${r.inSync.join(', ') || 'no targets'} in sync (waited ${(r.waitedMs / 1000).toFixed(1)} s)\n`);
       return 0;
     }
     case 'inservice':

@@ -394,6 +394,29 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       return { tag: s.record.tag, resumed: links.map((l) => l.config.node) };
     },
 
+    'mirror.waitsync': async (p) => {
+      const a = new Params(p, 'mirror.waitsync', ['tag', 'targets', 'timeout']);
+      const s = source(a.tag());
+      const links = selectLinks(s, a.nodes('targets'));
+      const timeout = a.int('timeout', 600, 1, 86_400);
+      const paused = links.filter((l) => l.status().status === 'Paused');
+      if (paused.length > 0) {
+        const nodes = paused.map((l) => l.config.node).join(' ');
+        throw new RpcError(`${nodes} ${paused.length > 1 ? 'are' : 'is'} paused and will not resync until resumed: tandem resume ${s.record.tag} ${nodes}`);
+      }
+      const t0 = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((r) => (timer = setTimeout(r, timeout * 1000)));
+      await Promise.race([Promise.all(links.map((l) => l.whenInSync())), expired]);
+      clearTimeout(timer);
+      const behind = links.map((l) => l.status()).filter((t) => t.status !== 'Fully Operational');
+      if (behind.length > 0) {
+        const what = behind.map((t) => `${t.node} ${t.status}${t.status === 'Resyncing' ? ` ${t.percentSynced}%` : ''}${t.lastError ? ` (${t.lastError})` : ''}`).join('; ');
+        throw new RpcError(`${s.record.tag} is not in sync after ${timeout} s: ${what}`);
+      }
+      return { tag: s.record.tag, inSync: links.map((l) => l.config.node), waitedMs: Math.round(performance.now() - t0) };
+    },
+
     'mirror.fullresync': async (p) => {
       const a = new Params(p, 'mirror.fullresync', ['tag', 'targets', 'checksum']);
       const s = source(a.tag());

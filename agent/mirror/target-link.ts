@@ -98,6 +98,8 @@ export class TargetLink {
   private corked = false;
   /** The end-of-resync generation notice not yet acknowledged (0: none): status shows Resyncing until it is. */
   private inSyncNotice = 0;
+  /** Callers of whenInSync(), released when this target becomes Fully Operational. */
+  private syncWaiters: Array<() => void> = [];
   /** The next resync pass compares chunk hashes first and sends only chunks that differ. */
   private checksumNext = false;
   private hashWaiters = new Map<number, (hashes: Buffer | null) => void>();
@@ -168,6 +170,9 @@ export class TargetLink {
     // Reconnects at once (not after the reconnect backoff: nothing failed) and resyncs from the bitmap.
     if (this.socket) {
       this.reconnectNow = true;
+      // Shown as resyncing from now on (the socket's close comes a tick later): a status read or a
+      // waitsync right after the request must not see the finished state of the previous pass.
+      if (this.state === 'mirroring') this.state = 'resyncing';
       this.socket.destroy();
     } else if (this.reconnectTimer) {
       clearTimeout(this.reconnectTimer);
@@ -192,6 +197,18 @@ export class TargetLink {
       if (!this.pendingResync?.get(c) && !this.sticky.has(c)) this.noteChunk(c, seq);
     }
     return true;
+  }
+
+  /** Resolves once this target is Fully Operational: its resync finished and the target acknowledged it. */
+  whenInSync(): Promise<void> {
+    if (this.status().status === 'Fully Operational') return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  private releaseSyncWaiters(): void {
+    const w = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const r of w) r();
   }
 
   /** Connected and past the handshake: messages sent now reach the target. */
@@ -733,6 +750,7 @@ export class TargetLink {
     if (genSeq > 0) await this.waitAck(genSeq);
     if (generation !== this.generation) return;
     this.inSyncNotice = 0;
+    this.releaseSyncWaiters();
     if (this.resyncTotal > 0) this.log.info(`resync to ${this.config.node} complete`);
     await this.mirror.log.flushClears();
   }

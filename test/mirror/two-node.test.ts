@@ -117,6 +117,37 @@ describe('two-node mirror (adam -> eve)', () => {
     expect(sha256File(tgtDisk)).toBe(sha256File(srcDisk));
   });
 
+  it('waitsync returns once the target is Fully Operational after a resync, and says why when it cannot', async () => {
+    const before = (await adam.status(tag)).targets[0]!.resyncBytes;
+    await tandemOk(adam, 'fullresync', tag);
+    const out = await tandemOk(adam, 'waitsync', tag, '--timeout', '60');
+    expect(out).toMatch(new RegExp(`^${tag}: eve in sync \\(waited \\d+\\.\\d s\\)\n$`));
+    // Returned only once the whole volume was resent and acknowledged: no polling needed.
+    const st = await adam.status(tag);
+    expect(st.targets[0]).toMatchObject({ status: 'Fully Operational', dirtyChunks: 0 });
+    expect(st.targets[0]!.resyncBytes - before).toBe(SIZE);
+    expect(sha256File(tgtDisk)).toBe(sha256File(srcDisk));
+
+    await tandemOk(adam, 'pause', tag);
+    const paused = await adam.tandem('waitsync', tag);
+    expect(paused.code).toBe(1);
+    expect(paused.stderr).toContain(`eve is paused and will not resync until resumed: tandem resume ${tag} eve`);
+    await tandemOk(adam, 'resume', tag);
+    await tandemOk(adam, 'waitsync', tag);
+
+    await eve.kill9();
+    await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x71 0 4k', exportUri(adam, tag)]);
+    const late = await adam.tandem('waitsync', tag, '--timeout', '1');
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(new RegExp(`${tag} is not in sync after 1 s: eve Out Of Sync \\(.*eve at 127\\.0\\.0\\.1`));
+    const bad = await adam.tandem('waitsync', tag, '--timeout', 'soon');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--timeout takes whole seconds from 1 to 86400, not "soon"');
+    eve = await startAgent(eve.home, 'eve', eve.port);
+    await tandemOk(adam, 'waitsync', tag, '--timeout', '60');
+    expect(sha256File(tgtDisk)).toBe(sha256File(srcDisk));
+  });
+
   it('survives a restart of the source agent: the mirror, its export and its target come back', async () => {
     expect(await adam.stop()).toBe(0);
     adam = await startAgent(adam.home, 'adam', adam.port);

@@ -49,6 +49,8 @@ export class SourceMirror implements BlockStore, MirrorCore {
   readonly creds: NodeCredentials | null;
   private readonly sizeLimit: number | undefined;
   private seq = 0;
+  /** The intent-log slots of the targets, in `links` order (kept with addTarget/removeTarget). */
+  private slots: number[] = [];
 
   constructor(options: SourceMirrorOptions, private readonly logger: Logger) {
     this.tag = options.tag;
@@ -91,6 +93,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
     const link = new TargetLink(config, this, this.logger.child(`[${this.tag} -> ${config.node}]`));
     if (checksumFirst) link.useChecksumNextResync();
     this.links.push(link);
+    this.slots = this.links.map((l) => l.slot);
     link.start();
     return link;
   }
@@ -99,6 +102,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
     const i = this.links.findIndex((l) => l.config.node === node);
     if (i < 0) return undefined;
     const [link] = this.links.splice(i, 1);
+    this.slots = this.links.map((l) => l.slot);
     link!.stop();
     return link;
   }
@@ -190,7 +194,7 @@ export class SourceMirror implements BlockStore, MirrorCore {
     const [first, last] = chunkRange(this.chunkSize, offset, length);
     const rotation = this.policy.beforeWrite?.();
     if (rotation) await rotation;
-    const slots = this.links.map((l) => l.slot);
+    const slots = this.slots;
     // Pins the bits until the write is sent (see IntentLog.markDirty); a rejection unpins them.
     if (slots.length > 0) await this.log.markDirty(slots, first, last);
     let pinned = slots.length > 0;
@@ -203,16 +207,20 @@ export class SourceMirror implements BlockStore, MirrorCore {
     try {
       const seq = this.nextSeq();
       const waits: Promise<void>[] = [];
-      const connected = this.links.filter((l) => l.connected);
+      const connected: TargetLink[] = [];
       try {
-        for (const link of connected) {
+        for (const link of this.links) {
+          if (!link.connected) continue;
+          connected.push(link);
           // One frame for all targets (and one compressed frame for those that agreed to compression).
           const { frame, onWritten } = frameFor(seq, link.compression);
           if (!link.send(frame, seq, first, last, length, onWritten)) {
             onWritten?.();
             continue;
           }
-          waits.push(link.isSync ? link.waitAck(seq) : link.waitRoom());
+          // An async target with room in its queue costs this write no wait at all.
+          if (link.isSync) waits.push(link.waitAck(seq));
+          else if (!link.hasRoom) waits.push(link.waitRoom());
         }
       } finally {
         if (pinned) this.log.unpin(slots, first, last);
@@ -226,7 +234,8 @@ export class SourceMirror implements BlockStore, MirrorCore {
         for (const link of connected) link.keepDirty(first, last);
         throw err;
       }
-      await Promise.all(waits);
+      if (waits.length === 1) await waits[0];
+      else if (waits.length > 1) await Promise.all(waits);
     } finally {
       this.locks.endWrite(first, last);
     }

@@ -268,6 +268,11 @@ export class TargetLink {
     return new Promise((resolve) => this.ackWaiters.push({ seq, resolve }));
   }
 
+  /** Fewer than the async limit of messages are outstanding (or not connected): an async writer need not wait. */
+  get hasRoom(): boolean {
+    return !this.ready || this.sent.length < this.mirror.asyncLimit;
+  }
+
   /** Resolves when fewer than the async limit of messages are outstanding. */
   waitRoom(): Promise<void> {
     if (!this.ready || this.sent.length < this.mirror.asyncLimit) return Promise.resolve();

@@ -130,6 +130,20 @@ export type Frame =
 
 export class ProtocolError extends Error {}
 
+/** Writes a non-negative safe integer as a big-endian u64 (no BigInt: this runs for every write). */
+export function writeU64(b: Buffer, value: number, at: number): void {
+  const high = Math.floor(value / 0x1_0000_0000);
+  b.writeUInt32BE(high, at);
+  b.writeUInt32BE(value - high * 0x1_0000_0000, at + 4);
+}
+
+/** Reads a big-endian u64 as a number; a value above 2^53 is refused as malformed. */
+export function readU64(b: Buffer, at: number): number {
+  const high = b.readUInt32BE(at);
+  if (high > 0x1f_ffff) throw new ProtocolError(`a 64-bit field at byte ${at} is larger than 2^53`);
+  return high * 0x1_0000_0000 + b.readUInt32BE(at + 4);
+}
+
 function frame(type: number, payloadLength: number): Buffer {
   const b = Buffer.allocUnsafe(5 + payloadLength);
   b.writeUInt32BE(1 + payloadLength, 0);
@@ -153,8 +167,8 @@ export const encodeSwitched = (s: Switched): Buffer => jsonFrame(FrameType.SWITC
 /** A WRITE_Z frame: the data of a WRITE, compressed (deflate-raw). */
 export function encodeWriteZ(seq: number, offset: number, length: number, compressed: Buffer): Buffer {
   const b = frame(FrameType.WRITE_Z, 20 + compressed.length);
-  b.writeBigUInt64BE(BigInt(seq), 5);
-  b.writeBigUInt64BE(BigInt(offset), 13);
+  writeU64(b, seq, 5);
+  writeU64(b, offset, 13);
   b.writeUInt32BE(length, 21);
   compressed.copy(b, 25);
   return b;
@@ -166,8 +180,8 @@ export function encodeWrite(seq: number, offset: number, data: readonly Buffer[]
   let n = 0;
   for (const d of data) n += d.length;
   const b = frame(FrameType.WRITE, 16 + n);
-  b.writeBigUInt64BE(BigInt(seq), 5);
-  b.writeBigUInt64BE(BigInt(offset), 13);
+  writeU64(b, seq, 5);
+  writeU64(b, offset, 13);
   let at = 21;
   for (const d of data) {
     d.copy(b, at);
@@ -183,8 +197,8 @@ export const WRITE_HEADER_LENGTH = 21;
 export function writeWriteHeader(b: Buffer, seq: number, offset: number, dataLength: number): Buffer {
   b.writeUInt32BE(17 + dataLength, 0);
   b.writeUInt8(FrameType.WRITE, 4);
-  b.writeBigUInt64BE(BigInt(seq), 5);
-  b.writeBigUInt64BE(BigInt(offset), 13);
+  writeU64(b, seq, 5);
+  writeU64(b, offset, 13);
   return b;
 }
 
@@ -200,15 +214,15 @@ export function pooledWriteFrame(seq: number, offset: number, dataLength: number
 
 /** Sets the sequence number of an encoded WRITE, ZERO or FLUSH frame; returns the frame. */
 export function setFrameSeq(frame: Buffer, seq: number): Buffer {
-  frame.writeBigUInt64BE(BigInt(seq), 5);
+  writeU64(frame, seq, 5);
   return frame;
 }
 
 /** The frames made of a sequence number, a u64 and a u32 (ZERO, HASH_REQ). */
 function encodeSeqU64U32(type: number, seq: number, a: number, b: number): Buffer {
   const f = frame(type, 20);
-  f.writeBigUInt64BE(BigInt(seq), 5);
-  f.writeBigUInt64BE(BigInt(a), 13);
+  writeU64(f, seq, 5);
+  writeU64(f, a, 13);
   f.writeUInt32BE(b, 21);
   return f;
 }
@@ -217,8 +231,8 @@ export const encodeHashRequest = (seq: number, first: number, count: number): Bu
 
 export function encodeHashes(seq: number, first: number, hashes: Buffer[]): Buffer {
   const b = frame(FrameType.HASHES, 20 + hashes.length * HASH_LENGTH);
-  b.writeBigUInt64BE(BigInt(seq), 5);
-  b.writeBigUInt64BE(BigInt(first), 13);
+  writeU64(b, seq, 5);
+  writeU64(b, first, 13);
   b.writeUInt32BE(hashes.length, 21);
   hashes.forEach((h, i) => h.copy(b, 25 + i * HASH_LENGTH));
   return b;
@@ -228,7 +242,7 @@ export function encodeHashes(seq: number, first: number, hashes: Buffer[]): Buff
 export function encodeBookmark(seq: number, name: string): Buffer {
   const n = Buffer.from(name, 'utf8');
   const b = frame(FrameType.BOOKMARK, 8 + n.length);
-  b.writeBigUInt64BE(BigInt(seq), 5);
+  writeU64(b, seq, 5);
   n.copy(b, 13);
   return b;
 }
@@ -237,7 +251,7 @@ export const encodeZero = (seq: number, offset: number, length: number): Buffer 
 
 export function encodeSeqFrame(type: typeof FrameType.FLUSH | typeof FrameType.ACK, seq: number): Buffer {
   const b = frame(type, 8);
-  b.writeBigUInt64BE(BigInt(seq), 5);
+  writeU64(b, seq, 5);
   return b;
 }
 
@@ -337,34 +351,34 @@ export function decodeFrame(type: number, body: Buffer): Frame {
     }
     case FrameType.WRITE:
       need(body, 16, 'WRITE');
-      return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), data: body.subarray(16) };
+      return { type, seq: readU64(body, 0), offset: readU64(body, 8), data: body.subarray(16) };
     case FrameType.WRITE_Z:
       need(body, 20, 'WRITE_Z');
-      return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16), compressed: body.subarray(20) };
+      return { type, seq: readU64(body, 0), offset: readU64(body, 8), length: body.readUInt32BE(16), compressed: body.subarray(20) };
     case FrameType.HASH_REQ: {
       need(body, 20, 'HASH_REQ');
       const count = body.readUInt32BE(16);
       if (count < 1 || count > MAX_HASH_CHUNKS) throw new ProtocolError(`HASH_REQ for ${count} chunks (1–${MAX_HASH_CHUNKS} allowed)`);
-      return { type, seq: Number(body.readBigUInt64BE(0)), first: Number(body.readBigUInt64BE(8)), count };
+      return { type, seq: readU64(body, 0), first: readU64(body, 8), count };
     }
     case FrameType.HASHES: {
       need(body, 20, 'HASHES');
       const count = body.readUInt32BE(16);
       if (body.length !== 20 + count * HASH_LENGTH) throw new ProtocolError('HASHES frame length does not match its count');
-      return { type, seq: Number(body.readBigUInt64BE(0)), first: Number(body.readBigUInt64BE(8)), count, hashes: body.subarray(20) };
+      return { type, seq: readU64(body, 0), first: readU64(body, 8), count, hashes: body.subarray(20) };
     }
     case FrameType.ZERO:
       need(body, 20, 'ZERO');
-      return { type, seq: Number(body.readBigUInt64BE(0)), offset: Number(body.readBigUInt64BE(8)), length: body.readUInt32BE(16) };
+      return { type, seq: readU64(body, 0), offset: readU64(body, 8), length: body.readUInt32BE(16) };
     case FrameType.BOOKMARK: {
       need(body, 9, 'BOOKMARK');
       if (body.length > 8 + MAX_BOOKMARK_NAME) throw new ProtocolError(`BOOKMARK name longer than ${MAX_BOOKMARK_NAME} bytes`);
-      return { type, seq: Number(body.readBigUInt64BE(0)), name: body.subarray(8).toString('utf8') };
+      return { type, seq: readU64(body, 0), name: body.subarray(8).toString('utf8') };
     }
     case FrameType.FLUSH:
     case FrameType.ACK:
       need(body, 8, type === FrameType.FLUSH ? 'FLUSH' : 'ACK');
-      return { type, seq: Number(body.readBigUInt64BE(0)) } as Frame;
+      return { type, seq: readU64(body, 0) } as Frame;
     default:
       throw new ProtocolError(`unknown frame type ${type}`);
   }

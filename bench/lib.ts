@@ -40,14 +40,18 @@ export interface AgentProc {
   node: string;
 }
 
-export async function startAgent(dir: string, node: string): Promise<AgentProc> {
+/** @param cpus a taskset CPU list the agent is confined to (as if alone on a machine with those CPUs) */
+export async function startAgent(dir: string, node: string, cpus?: string): Promise<AgentProc> {
   if (!fs.existsSync(bundle)) throw new Error('run `npm run build` first');
   const home = path.join(dir, node);
   fs.mkdirSync(home, { recursive: true });
   const port = await freePort();
   // Benchmarks measure the data path over plain TCP (--insecure-plaintext), as documented; TLS costs are
   // measured on their own by bench/tls-transport.ts.
-  const child = spawn(process.execPath, [bundle, 'run', '--node', node, '--replication', `127.0.0.1:${port}`, '--insecure-plaintext'], { env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' }, stdio: 'ignore' });
+  const argv = [process.execPath, bundle, 'run', '--node', node, '--replication', `127.0.0.1:${port}`, '--insecure-plaintext'];
+  // taskset execs the agent: the child's pid is the agent's (its CPU time is read from /proc).
+  const [cmd, ...args] = cpus ? ['taskset', '-c', cpus, ...argv] : argv;
+  const child = spawn(cmd as string, args, { env: { ...process.env, TANDEM_HOME: home, TANDEM_PROGRAM: '' }, stdio: 'ignore' });
   await waitFor(() => fs.existsSync(path.join(home, 'run', 'control.sock')), `agent ${node}`);
   return { home, port, child, node };
 }

@@ -2,7 +2,11 @@
 // and against `nbdkit file` on a tmpfs file in the same run. All disks are pre-filled tmpfs files.
 // Prints `ratio <row> <mirror/nbdkit>` per row (median of rounds; higher is better).
 //
-// usage: npm run bench:mirror [-- --runtime 5 --rounds 3 --size-mib 256 --setups sync1,async1,sync2]
+// With --pin, fio, nbdkit and the source agent share CPU 0 and the targets run on CPU 1: the source node
+// has the anchor's CPU budget and the targets have another (shared by the two targets of sync2), as when
+// source and targets are separate machines (rows named `pinned-…`). Without it, everything shares both CPUs.
+//
+// usage: npm run bench:mirror [-- --runtime 5 --rounds 3 --size-mib 256 --setups sync1,async1,sync2 --pin]
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,12 +19,16 @@ const { values } = parseArgs({
     runtime: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, 'size-mib': { type: 'string', default: '256' },
     /** Comma-separated setups to run (sync1,async1,sync2); all by default. */
     setups: { type: 'string', default: '' },
+    pin: { type: 'boolean', default: false },
   },
 });
 const ONLY = values.setups ? values.setups.split(',') : null;
 const RUNTIME = Number(values.runtime);
 const ROUNDS = Number(values.rounds);
 const SIZE_MIB = Number(values['size-mib']);
+const PIN = values.pin === true;
+/** taskset prefix for what runs on the source node (fio, nbdkit, the source agent) when pinned. */
+const onSourceCpu = (cmd: string, args: string[]): [string, string[]] => (PIN ? ['taskset', ['-c', '0', cmd, ...args]] : [cmd, args]);
 
 const SETUPS = [
   { name: 'sync1', targets: ['sync'] },
@@ -46,8 +54,8 @@ async function fio(uri: string, rw: string, bs: string, qd: number, pids: Array<
     return sum;
   };
   const cpu0 = cpuOf();
-  const out = await exec('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, `--rw=${rw}`, `--bs=${bs}`, `--iodepth=${qd}`,
-    `--size=${SIZE_MIB}M`, '--time_based', `--runtime=${RUNTIME}`, '--ramp_time=1', '--output-format=json']);
+  const out = await exec(...onSourceCpu('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, `--rw=${rw}`, `--bs=${bs}`, `--iodepth=${qd}`,
+    `--size=${SIZE_MIB}M`, '--time_based', `--runtime=${RUNTIME}`, '--ramp_time=1', '--output-format=json']));
   const cpu = cpuOf() - cpu0;
   const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
   const bw = job.write.bw_bytes as number;
@@ -67,14 +75,14 @@ async function main(): Promise<void> {
     const anchorFile = path.join(dir, 'anchor.img');
     await fill(anchorFile);
     const anchorSock = path.join(dir, 'anchor.sock');
-    nbdkit = spawn('nbdkit', ['--foreground', '--unix', anchorSock, 'file', anchorFile], { stdio: 'ignore' });
+    nbdkit = spawn(...onSourceCpu('nbdkit', ['--foreground', '--unix', anchorSock, 'file', anchorFile]), { stdio: 'ignore' });
     await waitFor(() => fs.existsSync(anchorSock), 'nbdkit');
-    const source = await startAgent(dir, 'src');
+    const source = await startAgent(dir, 'src', PIN ? '0' : undefined);
     agents.push(source);
-    const t1 = await startAgent(dir, 't1');
-    const t2 = await startAgent(dir, 't2');
+    const t1 = await startAgent(dir, 't1', PIN ? '1' : undefined);
+    const t2 = await startAgent(dir, 't2', PIN ? '1' : undefined);
     agents.push(t1, t2);
-    console.log(`# bench/mirror: ${os.cpus().length} cpus, ${SIZE_MIB} MiB tmpfs disks, loopback, ${RUNTIME}s x ${ROUNDS} rounds; node ${process.version}; ${(await exec('nbdkit', ['--version'])).trim()}`);
+    console.log(`# bench/mirror: ${os.cpus().length} cpus, ${SIZE_MIB} MiB tmpfs disks, loopback, ${RUNTIME}s x ${ROUNDS} rounds${PIN ? ', pinned: fio + nbdkit / source on CPU 0, targets on CPU 1' : ''}; node ${process.version}; ${(await exec('nbdkit', ['--version'])).trim()}`);
     for (const setup of SETUPS) {
       if (ONLY && !ONLY.includes(setup.name)) continue;
       const tag = setup.name;
@@ -106,7 +114,7 @@ async function main(): Promise<void> {
             (which === 'ours' ? ours : anchor).push(v);
           }
         }
-        const row = `${setup.name}-${job.name}`;
+        const row = `${PIN ? 'pinned-' : ''}${setup.name}-${job.name}`;
         console.log(`# ${row}: mirror ${fmt(ours.map((x) => x.mibs), 0)} MiB/s, nbdkit ${fmt(anchor.map((x) => x.mibs), 0)} MiB/s`);
         console.log(`# ${row} CPU s/GiB: agents ${fmt(ours.map((x) => x.serverCpu), 2)} + fio ${fmt(ours.map((x) => x.fioCpu), 2)}; nbdkit ${fmt(anchor.map((x) => x.serverCpu), 2)} + fio ${fmt(anchor.map((x) => x.fioCpu), 2)}; load ${os.loadavg()[0]!.toFixed(1)}`);
         console.log(`ratio ${row} ${(median(ours.map((x) => x.mibs)) / median(anchor.map((x) => x.mibs))).toFixed(2)}`);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { notSupported, type BlockStore, type ZeroOptions } from './block-store.js';
 import { BufferPool } from './buffer-pool.js';
+import { AdaptiveFlush } from './adaptive-flush.js';
 
 /** The system calls the store makes, injectable so tests can check their order at the I/O boundary. */
 export interface FileIo {
@@ -70,17 +71,6 @@ const POOL_READS_MS = 2_000;
 /** Slower than a page-cache copy: 50 µs plus 1 ms per MiB. */
 const slowRead = (ms: number, bytes: number) => ms > 0.05 + bytes / (1024 * 1024);
 
-/**
- * Flushes are made on the event-loop thread while they are this fast: a device with nothing to write
- * back (memory-backed, or a write cache that needs no flush) answers in microseconds, far less than
- * the two thread wake-ups of a thread-pool round trip, which a target pays once per acknowledged batch.
- * A slower flush sends flushes to the pool for POOL_FLUSHES_MS, doubling (up to POOL_FLUSHES_MAX_MS)
- * each time a later try is slow again, so a real disk stalls the event loop once in minutes at most.
- */
-const SLOW_FLUSH_MS = 0.2;
-const POOL_FLUSHES_MS = 5_000;
-const POOL_FLUSHES_MAX_MS = 300_000;
-
 /** Drops the first n bytes from a list of buffers (after a short write). */
 export function dropPrefix(data: readonly Buffer[], n: number): Buffer[] {
   const out: Buffer[] = [];
@@ -115,9 +105,6 @@ export class FileBlockStore implements BlockStore {
   /** Until then reads go through the thread pool (a synchronous read was slow: the device, not the cache). */
   private poolReadsUntil = 0;
   private slowReads = 0;
-  /** Until then flushes go through the thread pool (the last one on the calling thread was slow). */
-  private poolFlushesUntil = 0;
-  private poolFlushesFor = POOL_FLUSHES_MS;
 
   private constructor(
     private readonly fd: number,
@@ -127,9 +114,13 @@ export class FileBlockStore implements BlockStore {
     private readonly isBlockDevice: boolean,
     private readonly io: FileIo,
     private readonly syncReadMax: number,
-  ) {}
+  ) {
+    this.flusher = new AdaptiveFlush(io.fdatasyncSync ? (f) => io.fdatasyncSync!(f) : undefined, (f) => io.fdatasync(f));
+  }
 
   readonly syncWriteMax = SYNC_WRITE_MAX;
+  /** Flushes on this thread while the device answers them in microseconds (see AdaptiveFlush). */
+  private readonly flusher: AdaptiveFlush;
 
   get canFastZero(): boolean {
     return !this.readOnly;
@@ -237,21 +228,7 @@ export class FileBlockStore implements BlockStore {
   flush(): Promise<void> {
     // fdatasync covers every write to the inode that completed before it, through any descriptor,
     // which is also what makes CAN_MULTI_CONN true for this store.
-    const t0 = performance.now();
-    if (!this.io.fdatasyncSync || t0 < this.poolFlushesUntil) return this.io.fdatasync(this.fd);
-    try {
-      this.io.fdatasyncSync(this.fd);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    const t1 = performance.now();
-    if (t1 - t0 > SLOW_FLUSH_MS) {
-      this.poolFlushesUntil = t1 + this.poolFlushesFor;
-      this.poolFlushesFor = Math.min(2 * this.poolFlushesFor, POOL_FLUSHES_MAX_MS);
-    } else {
-      this.poolFlushesFor = POOL_FLUSHES_MS;
-    }
-    return Promise.resolve();
+    return this.flusher.flush(this.fd);
   }
 
   async trim(offset: number, length: number, fua: boolean): Promise<void> {

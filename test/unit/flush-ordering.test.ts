@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileBlockStore, nodeFileIo, type FileIo } from '../../agent/storage/file-store.js';
+import { AdaptiveFlush } from '../../agent/storage/adaptive-flush.js';
 import type { BlockStore, ZeroOptions } from '../../agent/storage/block-store.js';
 import { makeExport } from '../../agent/nbd/export.js';
 import { NbdServer, SimpleCatalog } from '../../agent/nbd/server.js';
@@ -127,9 +128,8 @@ describe('FileBlockStore system-call order', () => {
     await store.close();
   });
 
-  it('flushes on the calling thread while they are fast; a slow one sends flushes to the thread pool', async () => {
+  it('a slow flush on the calling thread sends the next flushes (and FUA) to the thread pool', async () => {
     const calls: string[] = [];
-    let slowMs = 0;
     const io: FileIo = {
       ...recordingIo([]),
       fdatasync: async () => {
@@ -137,20 +137,42 @@ describe('FileBlockStore system-call order', () => {
       },
       fdatasyncSync: () => {
         calls.push('sync');
-        const until = performance.now() + slowMs;
+        const until = performance.now() + 5;
         while (performance.now() < until); // a flush that waited for the device's cache
       },
     };
     const store = openWith(io);
     await store.flush();
-    await store.write(0, [Buffer.alloc(512)], true); // FUA flushes the same way
-    slowMs = 5;
-    await store.flush();
-    slowMs = 0;
     await store.flush();
     await store.write(0, [Buffer.alloc(512)], true);
-    expect(calls).toEqual(['sync', 'sync', 'sync', 'pool', 'pool']);
+    expect(calls).toEqual(['sync', 'pool', 'pool']);
     await store.close();
+  });
+
+  it('AdaptiveFlush: on the thread while fast; after a slow one the pool for 5 s, then 10 s after another slow try', async () => {
+    let clock = 0;
+    let cost = 0;
+    const calls: string[] = [];
+    const f = new AdaptiveFlush(() => {
+      calls.push('sync');
+      clock += cost;
+    }, async () => {
+      calls.push('pool');
+    }, () => clock);
+    const step = async (ms: number, flushCost = 0) => {
+      clock += ms;
+      cost = flushCost;
+      await f.flush(3);
+    };
+    await step(0);
+    await step(1);
+    await step(1, 4); // slow: 4 ms
+    await step(4_000); // within 5 s: pool
+    await step(1_100, 4); // past 5 s: tried again, slow again
+    await step(9_000); // within 10 s: pool
+    await step(1_100); // past 10 s: fast
+    await step(1);
+    expect(calls).toEqual(['sync', 'sync', 'sync', 'pool', 'sync', 'pool', 'sync', 'sync']);
   });
 
   it('a flush on the calling thread that fails rejects with the error', async () => {

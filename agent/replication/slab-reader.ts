@@ -8,7 +8,7 @@
 // lent from it has been released; frames larger than LARGE_FRAME still get a buffer of their own, read
 // in place.
 import { BufferPool } from '../storage/buffer-pool.js';
-import { decodeFrame, MAX_FRAME, ProtocolError, type Frame } from './wire.js';
+import { decodeFrame, fillFrom, MAX_FRAME, ProtocolError, type Frame } from './wire.js';
 
 const SLAB_SIZE = 4 * 1024 * 1024;
 /** A slab with less room than this left is retired (its unparsed tail moves to a fresh one). */
@@ -53,9 +53,7 @@ export class SlabFrameReader {
     while (at < bytes.length) {
       const large = this.large;
       if (large) {
-        const k = Math.min(large.body.length - large.fill, bytes.length - at);
-        const inPlace = at === 0 && bytes.buffer === large.body.buffer && bytes.byteOffset === large.body.byteOffset + large.fill;
-        if (!inPlace) bytes.copy(large.body, large.fill, at, at + k);
+        const k = fillFrom(bytes, at, large.body, large.fill);
         large.fill += k;
         at += k;
         if (large.fill === large.body.length) {

@@ -389,6 +389,17 @@ export function decodeFrame(type: number, body: Buffer): Frame {
  * is copied once into a buffer of its own — from the shared pool when large; hand it back with
  * BufferPool.shared.release() when done, or leave it to the GC.
  */
+/**
+ * Puts bytes[at…] into `into` from `fill` on, as much as fits, and returns how many bytes that was;
+ * bytes the kernel already read there (a buffer lent for the read, see nextReceiveBuffer) need no copy.
+ */
+export function fillFrom(bytes: Buffer, at: number, into: Buffer, fill: number): number {
+  const k = Math.min(into.length - fill, bytes.length - at);
+  const inPlace = at === 0 && bytes.buffer === into.buffer && bytes.byteOffset === into.byteOffset + fill;
+  if (!inPlace) bytes.copy(into, fill, at, at + k);
+  return k;
+}
+
 /** A body with at least this much still to come is received in place (nextReceiveBuffer). */
 const DIRECT_RECEIVE_MIN = 64 * 1024;
 
@@ -416,10 +427,7 @@ export class FrameAssembler {
         this.body = length - 1 >= 4096 ? BufferPool.shared.acquire(length - 1) : Buffer.allocUnsafe(length - 1);
         this.bodyFill = 0;
       }
-      const k = Math.min(this.body.length - this.bodyFill, bytes.length - at);
-      // Bytes the kernel already put in place (see nextReceiveBuffer) need no copy.
-      const inPlace = at === 0 && bytes.buffer === this.body.buffer && bytes.byteOffset === this.body.byteOffset + this.bodyFill;
-      if (!inPlace) bytes.copy(this.body, this.bodyFill, at, at + k);
+      const k = fillFrom(bytes, at, this.body, this.bodyFill);
       this.bodyFill += k;
       at += k;
       if (this.bodyFill === this.body.length) {

@@ -344,6 +344,16 @@ class TargetSession {
             continue;
           }
           if (journal && !(await applyPending())) return;
+          // A small write is applied on this thread with no promise (most of a sync stream's frames).
+          if (!journal && f.type === FrameType.WRITE && store.writeSync && f.data.length <= store.syncWriteMax && f.offset + f.data.length <= store.size) {
+            this.writtenSinceFlush = true;
+            store.writeSync(f.offset, f.data);
+            q.release?.();
+            bytes += f.data.length;
+            this.queuedBytes -= f.data.length;
+            last = f.seq;
+            continue;
+          }
           if (!(await this.applyOne(q, store, (n) => (bytes += n), (s) => (last = s)))) return;
         }
         if (journal && !(await applyPending())) return;

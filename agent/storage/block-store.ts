@@ -36,6 +36,11 @@ export interface BlockStore {
    * Resolves once written; with `fua`, once on stable storage.
    */
   write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void>;
+  /**
+   * Optional: write() of at most syncWriteMax bytes, without FUA, done on the calling thread before it
+   * returns (throws on error). The replication target applies small writes with it, no promise each.
+   */
+  writeSync?(offset: number, data: Buffer): void;
   /** Resolves once every write that resolved before the call is on stable storage. */
   flush(): Promise<void>;
   /** Advisory discard; never fails for lack of support. */

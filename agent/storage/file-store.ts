@@ -210,6 +210,12 @@ export class FileBlockStore implements BlockStore {
     }
   }
 
+  writeSync(offset: number, data: Buffer): void {
+    if (data.length > SYNC_WRITE_MAX) throw new Error(`writeSync of ${data.length} bytes: at most ${SYNC_WRITE_MAX}`);
+    let done = 0;
+    while (done < data.length) done += this.io.pwritevSync(this.fd, [done > 0 ? data.subarray(done) : data], offset + done);
+  }
+
   async write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {
     let total = 0;
     for (const b of data) total += b.length;

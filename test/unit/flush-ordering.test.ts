@@ -182,6 +182,23 @@ describe('FileBlockStore system-call order', () => {
     await store.close();
   });
 
+  it('writeSync writes on the calling thread, retrying short writes, and refuses more than syncWriteMax', () => {
+    const written: Array<[number, number]> = [];
+    const io: FileIo = {
+      ...recordingIo([]),
+      pwritevSync: (_fd, data, pos) => {
+        const n = Math.min(1000, data.reduce((a, b) => a + b.length, 0));
+        written.push([pos, n]);
+        return n;
+      },
+    };
+    const store = openWith(io);
+    store.writeSync(100, Buffer.alloc(2500));
+    expect(written).toEqual([[100, 1000], [1100, 1000], [2100, 500]]);
+    expect(() => store.writeSync(0, Buffer.alloc(store.syncWriteMax + 1))).toThrow(/at most/);
+    void store.close();
+  });
+
   it('retries short writes until every byte is written', async () => {
     const written: Array<[number, number]> = [];
     const short = (_fd: number, data: readonly Buffer[], pos: number) => {

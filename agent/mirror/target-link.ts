@@ -275,7 +275,7 @@ export class TargetLink {
 
   /** Resolves when fewer than the async limit of messages are outstanding. */
   waitRoom(): Promise<void> {
-    if (!this.ready || this.sent.length < this.mirror.asyncLimit) return Promise.resolve();
+    if (this.hasRoom) return Promise.resolve();
     this.throttled = true;
     return new Promise((resolve) => this.roomWaiters.push(resolve));
   }

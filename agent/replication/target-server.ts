@@ -189,7 +189,6 @@ class TargetSession {
       return;
     }
     if (f.type !== FrameType.WRITE && f.type !== FrameType.ZERO && f.type !== FrameType.FLUSH && f.type !== FrameType.HASH_REQ && f.type !== FrameType.BOOKMARK) {
-      release();
       return this.drop(`unexpected frame type ${f.type} from a source`);
     }
     this.queue.push({ frame: f, release: f.type === FrameType.WRITE ? release : null });

@@ -212,8 +212,7 @@ export class FileBlockStore implements BlockStore {
 
   writeSync(offset: number, data: Buffer): void {
     if (data.length > SYNC_WRITE_MAX) throw new Error(`writeSync of ${data.length} bytes: at most ${SYNC_WRITE_MAX}`);
-    let done = 0;
-    while (done < data.length) done += this.io.pwritevSync(this.fd, [done > 0 ? data.subarray(done) : data], offset + done);
+    this.pwriteAllSync(offset, [data], data.length);
   }
 
   async write(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {
@@ -221,14 +220,25 @@ export class FileBlockStore implements BlockStore {
     for (const b of data) total += b.length;
     let pending = data;
     let done = 0;
+    // Through the pool while more than SYNC_WRITE_MAX is left, the rest on this thread.
+    while (total - done > SYNC_WRITE_MAX) {
+      const n = await this.io.pwritev(this.fd, pending, offset + done);
+      done += n;
+      pending = dropPrefix(pending, n);
+    }
+    if (done < total) this.pwriteAllSync(offset + done, pending, total - done);
+    if (fua) await this.flush();
+  }
+
+  /** Writes all `total` bytes of `data` on the calling thread, retrying short writes. */
+  private pwriteAllSync(offset: number, data: readonly Buffer[], total: number): void {
+    let pending = data;
+    let done = 0;
     while (done < total) {
-      const n = total - done <= SYNC_WRITE_MAX
-        ? this.io.pwritevSync(this.fd, pending, offset + done)
-        : await this.io.pwritev(this.fd, pending, offset + done);
+      const n = this.io.pwritevSync(this.fd, pending, offset + done);
       done += n;
       if (done < total) pending = dropPrefix(pending, n);
     }
-    if (fua) await this.flush();
   }
 
   flush(): Promise<void> {

@@ -6,6 +6,13 @@
 // has the anchor's CPU budget and the targets have another (shared by the two targets of sync2), as when
 // source and targets are separate machines (rows named `pinned-…`). Without it, everything shares both CPUs.
 //
+// Each row also prints `bound <row> <x>`: what any mirror could reach on this machine. A mirror does at least the
+// work of one nbdkit server per disk it writes plus one sender per target, so the bound runs one fio → `nbdkit
+// file` pair per disk (source and each target) at the same time and divides the pairs' mean MiB/s (their fair
+// share) by the anchor's alone. Pinned, the targets' nbdkits run on CPU 1 and every fio on CPU 0 (their
+// sending stands for the source's sending to its targets). Only for the 64k rows: at 4k fio's cost per request
+// is far above what a source pays per write it forwards in a batch, so the pairs would not bound anything.
+//
 // usage: npm run bench:mirror [-- --runtime 5 --rounds 3 --size-mib 256 --setups sync1,async1,sync2 --pin]
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +36,7 @@ const SIZE_MIB = Number(values['size-mib']);
 const PIN = values.pin === true;
 /** taskset prefix for what runs on the source node (fio, nbdkit, the source agent) when pinned. */
 const onSourceCpu = (cmd: string, args: string[]): [string, string[]] => (PIN ? ['taskset', ['-c', '0', cmd, ...args]] : [cmd, args]);
+const onTargetCpu = (cmd: string, args: string[]): [string, string[]] => (PIN ? ['taskset', ['-c', '1', cmd, ...args]] : [cmd, args]);
 
 const SETUPS = [
   { name: 'sync1', targets: ['sync'] },
@@ -36,8 +44,8 @@ const SETUPS = [
   { name: 'sync2', targets: ['sync', 'sync'] },
 ] as const;
 const JOBS = [
-  { name: '64k', rw: 'write', bs: '64k', qd: 16 },
-  { name: '4k', rw: 'randwrite', bs: '4k', qd: 32 },
+  { name: '64k', rw: 'write', bs: '64k', qd: 16, bound: true },
+  { name: '4k', rw: 'randwrite', bs: '4k', qd: 32, bound: false },
 ] as const;
 
 interface Run {
@@ -70,6 +78,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join('/dev/shm', 'tandem-bench-mirror-'));
   const agents: AgentProc[] = [];
   let nbdkit: ChildProcess | null = null;
+  const boundServers: ChildProcess[] = [];
   try {
     const fill = async (f: string) => exec('dd', ['if=/dev/zero', `of=${f}`, 'bs=1M', `count=${SIZE_MIB}`, 'status=none']);
     const anchorFile = path.join(dir, 'anchor.img');
@@ -77,6 +86,16 @@ async function main(): Promise<void> {
     const anchorSock = path.join(dir, 'anchor.sock');
     nbdkit = spawn(...onSourceCpu('nbdkit', ['--foreground', '--unix', anchorSock, 'file', anchorFile]), { stdio: 'ignore' });
     await waitFor(() => fs.existsSync(anchorSock), 'nbdkit');
+    // The bound's stand-ins for the targets' disks: one more `nbdkit file` per target.
+    const boundSocks: string[] = [];
+    for (const i of [1, 2]) {
+      const file = path.join(dir, `bound${i}.img`);
+      await fill(file);
+      const sock = path.join(dir, `bound${i}.sock`);
+      boundServers.push(spawn(...onTargetCpu('nbdkit', ['--foreground', '--unix', sock, 'file', file]), { stdio: 'ignore' }));
+      await waitFor(() => fs.existsSync(sock), 'nbdkit');
+      boundSocks.push(sock);
+    }
     const source = await startAgent(dir, 'src', PIN ? '0' : undefined);
     agents.push(source);
     const t1 = await startAgent(dir, 't1', PIN ? '1' : undefined);
@@ -104,6 +123,7 @@ async function main(): Promise<void> {
       for (const job of JOBS) {
         const ours: Run[] = [];
         const anchor: Run[] = [];
+        const bound: number[] = [];
         const mirrorPids = [source, ...setup.targets.map((_, i) => [t1, t2][i] as AgentProc)].map((a) => a.child.pid);
         for (let r = 0; r < ROUNDS; r++) {
           const order = r % 2 ? ['anchor', 'ours'] : ['ours', 'anchor'];
@@ -113,11 +133,17 @@ async function main(): Promise<void> {
               : await fio(`nbd+unix:///?socket=${anchorSock}`, job.rw, job.bs, job.qd, [nbdkit?.pid]);
             (which === 'ours' ? ours : anchor).push(v);
           }
+          if (!job.bound) continue;
+          const pairs = await Promise.all([anchorSock, ...boundSocks.slice(0, setup.targets.length)].map((sock, i) =>
+            fio(`nbd+unix:///?socket=${sock}`, job.rw, job.bs, job.qd, [i === 0 ? nbdkit?.pid : boundServers[i - 1]?.pid])));
+          bound.push(pairs.reduce((sum, x) => sum + x.mibs, 0) / pairs.length);
         }
         const row = `${PIN ? 'pinned-' : ''}${setup.name}-${job.name}`;
         console.log(`# ${row}: mirror ${fmt(ours.map((x) => x.mibs), 0)} MiB/s, nbdkit ${fmt(anchor.map((x) => x.mibs), 0)} MiB/s`);
         console.log(`# ${row} CPU s/GiB: agents ${fmt(ours.map((x) => x.serverCpu), 2)} + fio ${fmt(ours.map((x) => x.fioCpu), 2)}; nbdkit ${fmt(anchor.map((x) => x.serverCpu), 2)} + fio ${fmt(anchor.map((x) => x.fioCpu), 2)}; load ${os.loadavg()[0]!.toFixed(1)}`);
+        if (job.bound) console.log(`# ${row}: bound (${setup.targets.length + 1} fio → nbdkit pairs at once, mean) ${fmt(bound, 0)} MiB/s`);
         console.log(`ratio ${row} ${(median(ours.map((x) => x.mibs)) / median(anchor.map((x) => x.mibs))).toFixed(2)}`);
+        if (job.bound) console.log(`bound ${row} ${(median(bound) / median(anchor.map((x) => x.mibs))).toFixed(2)}`);
       }
       // The mirror must still be whole after the load.
       await waitFor(async () => {
@@ -135,6 +161,7 @@ async function main(): Promise<void> {
   } finally {
     for (const a of agents) a.child.kill('SIGTERM');
     nbdkit?.kill('SIGTERM');
+    for (const b of boundServers) b.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -202,6 +202,11 @@ export class IntentLog {
    * a write not yet sent. A rejected markDirty unpins by itself.
    */
   markDirty(slots: readonly number[], first: number, last: number): Promise<void> {
+    return this.mark(slots, first, last) ?? Promise.resolve();
+  }
+
+  /** markDirty(), but null when the bits are already durable (the write path's common case: no promise). */
+  mark(slots: readonly number[], first: number, last: number): Promise<void> | null {
     let need = 0;
     for (const s of slots) {
       const mem = this.slots[s] as BitSet;
@@ -223,7 +228,7 @@ export class IntentLog {
         }
       }
     }
-    if (this.fd === null || need <= this.durableEpoch) return Promise.resolve();
+    if (this.fd === null || need <= this.durableEpoch) return null;
     return this.waitEpoch(need).catch((err: unknown) => {
       this.unpin(slots, first, last);
       throw err;

@@ -7,6 +7,15 @@ export class ChunkLocks {
   private readonly resyncing = new Map<number, Promise<void>>(); // chunk -> released when resync is done
   private readonly idleWaiters = new Map<number, Array<() => void>>();
 
+  /** beginWrite() when no resync holds any of the chunks (true), at once; false: nothing taken. */
+  tryBeginWrite(first: number, last: number): boolean {
+    if (this.resyncing.size > 0) {
+      for (let c = first; c <= last; c++) if (this.resyncing.has(c)) return false;
+    }
+    for (let c = first; c <= last; c++) this.writers.set(c, (this.writers.get(c) ?? 0) + 1);
+    return true;
+  }
+
   /** Application write over chunks [first, last]: waits while resync holds any of them. */
   async beginWrite(first: number, last: number): Promise<void> {
     for (;;) {

@@ -133,7 +133,12 @@ export class SourceMirror implements BlockStore, MirrorCore {
       holds++;
       return { frame: setFrameSeq(frame, seq), onWritten: release };
     };
-    return this.replicated(offset, length, frameFor, () => this.local.write(offset, [payload], fua)).finally(release);
+    // A small write without FUA is written on this thread, no promise (the store has copied it on return).
+    const store = this.local;
+    const local = !fua && store.writeSync && length <= store.syncWriteMax
+      ? () => store.writeSync!(offset, payload)
+      : () => store.write(offset, [payload], fua);
+    return this.replicated(offset, length, frameFor, local).finally(release);
   }
 
   writeZeroes(offset: number, length: number, options: ZeroOptions): Promise<void> {
@@ -190,16 +195,21 @@ export class SourceMirror implements BlockStore, MirrorCore {
    * connected target and the local write, then (sync targets) their acknowledgement or (async) room in
    * the queue.
    */
-  private async replicated(offset: number, length: number, frameFor: (seq: number, compression: number) => SentFrame, local: () => Promise<void>): Promise<void> {
+  private async replicated(offset: number, length: number, frameFor: (seq: number, compression: number) => SentFrame, local: () => Promise<void> | void): Promise<void> {
     const [first, last] = chunkRange(this.chunkSize, offset, length);
     const rotation = this.policy.beforeWrite?.();
     if (rotation) await rotation;
     const slots = this.slots;
     // Pins the bits until the write is sent (see IntentLog.markDirty); a rejection unpins them.
-    if (slots.length > 0) await this.log.markDirty(slots, first, last);
+    // Awaited only when there is something to wait for: most writes find their bits already durable
+    // and no resync on their chunks, and each await costs a small write measurable time.
+    if (slots.length > 0) {
+      const marked = this.log.mark(slots, first, last);
+      if (marked) await marked;
+    }
     let pinned = slots.length > 0;
     try {
-      await this.locks.beginWrite(first, last);
+      if (!this.locks.tryBeginWrite(first, last)) await this.locks.beginWrite(first, last);
     } catch (err) {
       if (pinned) this.log.unpin(slots, first, last);
       throw err;
@@ -227,7 +237,8 @@ export class SourceMirror implements BlockStore, MirrorCore {
         pinned = false;
       }
       try {
-        await local();
+        const localDone = local();
+        if (localDone) await localDone;
       } catch (err) {
         // The targets may already have what the source disk failed to take: keep these chunks dirty
         // (not cleared by the acknowledgements) so the difference shows and the next resync fixes it.

@@ -268,22 +268,29 @@ export class TransmissionSession {
   private run(bytes: number, op: Promise<Buffer | void>, cookie: Buffer): void {
     this.inFlight++;
     this.inFlightBytes += bytes;
+    // One then() with both handlers, no finally(): a promise fewer per request.
     op.then(
-      (data) => this.reply(cookie, 0, data ?? undefined),
+      (data) => {
+        this.reply(cookie, 0, data ?? undefined);
+        this.settled(bytes);
+      },
       (err: unknown) => {
         this.log.warn(`I/O error on ${this.exp.store.description}: ${(err as Error).message}`);
         this.reply(cookie, toNbdErrno(err));
+        this.settled(bytes);
       },
-    ).finally(() => {
-      this.inFlight--;
-      this.inFlightBytes -= bytes;
-      if (this.inFlight === 0) {
-        const resolvers = this.drainedResolvers;
-        this.drainedResolvers = [];
-        for (const r of resolvers) r();
-      }
-      if (this.paused) this.maybeResume();
-    });
+    );
+  }
+
+  private settled(bytes: number): void {
+    this.inFlight--;
+    this.inFlightBytes -= bytes;
+    if (this.inFlight === 0) {
+      const resolvers = this.drainedResolvers;
+      this.drainedResolvers = [];
+      for (const r of resolvers) r();
+    }
+    if (this.paused) this.maybeResume();
   }
 
   private reply(cookie: Buffer, error: number, data?: Buffer): void {

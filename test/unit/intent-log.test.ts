@@ -31,6 +31,21 @@ describe('BitSet', () => {
 describe('IntentLog file', () => {
   const geometry = { chunkSize: 65536, volumeSize: 1 << 30 };
 
+  it('mark() answers null once the bits are durable, and a promise while they are not', async () => {
+    const log = IntentLog.open(path.join(tempDir('bm'), 'vol.bitmap'), geometry, { create: true });
+    const first = log.mark([0], 3, 4);
+    expect(first).not.toBeNull();
+    await first;
+    expect(log.mark([0], 3, 4)).toBeNull();
+    const third = log.mark([0], 4, 5); // chunk 5 is new
+    expect(third).not.toBeNull();
+    await third;
+    log.unpin([0], 3, 4);
+    log.unpin([0], 3, 4);
+    log.unpin([0], 4, 5);
+    log.close();
+  });
+
   it('bits set before a crash are there after reopening; clears are lazy', async () => {
     const file = path.join(tempDir('bm'), 'vol.bitmap');
     const log = IntentLog.open(file, geometry, { create: true });
@@ -175,6 +190,25 @@ describe('ChunkLocks', () => {
     release();
     await write;
     expect(events).toEqual(['resync locked', 'write began']);
+  });
+
+  it('tryBeginWrite takes free chunks at once and takes nothing while resync holds one of them', async () => {
+    const locks = new ChunkLocks();
+    const release = await locks.lockForResync(7);
+    expect(locks.tryBeginWrite(5, 6)).toBe(true);
+    expect(locks.tryBeginWrite(6, 8)).toBe(false); // 7 is resyncing: nothing of 6..8 taken
+    // The write on 5..6 is in progress: resync of 6 waits for it, and for nothing else.
+    let locked6 = false;
+    const resync6 = locks.lockForResync(6).then((r) => ((locked6 = true), r));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(locked6).toBe(false);
+    locks.endWrite(5, 6);
+    (await resync6)();
+    release();
+    expect(locks.tryBeginWrite(6, 8)).toBe(true);
+    // Had the refused call taken 8, resync of 8 would now wait for two writes; it waits for this one.
+    locks.endWrite(6, 8);
+    (await locks.lockForResync(8))();
   });
 });
 

@@ -46,6 +46,8 @@ const SETUPS = [
 const JOBS = [
   { name: '64k', rw: 'write', bs: '64k', qd: 16, bound: true },
   { name: '4k', rw: 'randwrite', bs: '4k', qd: 32, bound: false },
+  // One write at a time: the round trip, which limits the sync rows at qd 32 (no goal; see docs/benchmarks.md).
+  { name: '4k-qd1', rw: 'randwrite', bs: '4k', qd: 1, bound: false },
 ] as const;
 
 interface Run {
@@ -70,6 +72,40 @@ async function fio(uri: string, rw: string, bs: string, qd: number, pids: Array<
   // Bytes over the whole run, ramp included (the servers' CPU counts it), estimated from the bandwidth.
   const gib = (bw * (RUNTIME + 1)) / 2 ** 30;
   return { mibs: bw / 2 ** 20, serverCpu: cpu / gib, fioCpu: (((job.usr_cpu + job.sys_cpu) / 100) * RUNTIME) / ((bw * RUNTIME) / 2 ** 30) };
+}
+
+/**
+ * Mean round trip of a 64-byte message between two Node processes over loopback TCP (20,000 exchanges): the
+ * floor under every hop of a sync write (fio → source → target → source → fio has four such handoffs).
+ */
+async function pingPong(cpus: string[]): Promise<number> {
+  const script = `
+    const net = require('node:net');
+    if (process.argv[1] === 'echo') {
+      const s = net.createServer((c) => { c.setNoDelay(true); c.on('data', (d) => c.write(d)); });
+      s.listen(0, '127.0.0.1', () => console.log(s.address().port));
+    } else {
+      const c = net.connect(Number(process.argv[2]), '127.0.0.1', () => {
+        c.setNoDelay(true);
+        const N = 20000, buf = Buffer.alloc(64);
+        let n = 0, t0 = 0n;
+        c.on('data', () => {
+          if (++n === 1000) t0 = process.hrtime.bigint();
+          if (n < N) return void c.write(buf);
+          console.log(Number(process.hrtime.bigint() - t0) / 1000 / (N - 1000));
+          c.destroy();
+        });
+        c.write(buf);
+      });
+    }`;
+  const onCpu = (i: number, args: string[]): [string, string[]] => (cpus[i] ? ['taskset', ['-c', cpus[i] as string, ...args]] : [args[0] as string, args.slice(1)]);
+  const echo = spawn(...onCpu(0, [process.execPath, '-e', script, 'echo']), { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<string>((resolve) => echo.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    return Number(await exec(...onCpu(1, [process.execPath, '-e', script, 'client', port])));
+  } finally {
+    echo.kill();
+  }
 }
 
 const fmt = (xs: number[], digits: number) => xs.map((x) => x.toFixed(digits)).join('/');
@@ -101,6 +137,7 @@ async function main(): Promise<void> {
     const t1 = await startAgent(dir, 't1', PIN ? '1' : undefined);
     const t2 = await startAgent(dir, 't2', PIN ? '1' : undefined);
     agents.push(t1, t2);
+    console.log(`# a TCP round trip on loopback between two Node processes: ${(await pingPong(PIN ? ['0', '1'] : [])).toFixed(0)} µs${PIN ? ' (on CPUs 0 and 1)' : ''}, ${(await pingPong(['0', '0'])).toFixed(0)} µs when both are on CPU 0`);
     console.log(`# bench/mirror: ${os.cpus().length} cpus, ${SIZE_MIB} MiB tmpfs disks, loopback, ${RUNTIME}s x ${ROUNDS} rounds${PIN ? ', pinned: fio + nbdkit / source on CPU 0, targets on CPU 1' : ''}; node ${process.version}; ${(await exec('nbdkit', ['--version'])).trim()}`);
     for (const setup of SETUPS) {
       if (ONLY && !ONLY.includes(setup.name)) continue;

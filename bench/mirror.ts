@@ -6,7 +6,7 @@
 // has the anchor's CPU budget and the targets have another (shared by the two targets of sync2), as when
 // source and targets are separate machines (rows named `pinned-…`). Without it, everything shares both CPUs.
 //
-// Each row also prints `bound <row> <x>`: what any mirror could reach on this machine. A mirror does at least the
+// Each 64k row also prints `bound <row> <x>`: about what a mirror as lean as nbdkit could reach here. A mirror does at least the
 // work of one nbdkit server per disk it writes plus one sender per target, so the bound runs one fio → `nbdkit
 // file` pair per disk (source and each target) at the same time and divides the pairs' mean MiB/s (their fair
 // share) by the anchor's alone. Pinned, the targets' nbdkits run on CPU 1 and every fio on CPU 0 (their

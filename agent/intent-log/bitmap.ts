@@ -7,6 +7,7 @@
 //
 // File layout: a 4 KiB header (magic, version, chunk size, volume size, slot count, async limit), then
 // for each of the 7 target slots a bit array rounded up to 4 KiB.
+import { AdaptiveFlush } from '../storage/adaptive-flush.js';
 import fs from 'node:fs';
 
 export const MAX_TARGETS = 7;
@@ -126,6 +127,8 @@ export class IntentLog {
   /** Bits of writes between markDirty() and unpin(): an acknowledgement of an older write must not clear them. */
   private readonly pins = new Map<number, number>();
   private committing = false;
+  /** Commits' fdatasync: on this thread while the file's device answers in microseconds (AdaptiveFlush). */
+  private readonly flusher = new AdaptiveFlush((fd) => fs.fdatasyncSync(fd), (fd) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()))));
   private fd: number | null;
   asyncLimit: number;
 
@@ -389,7 +392,7 @@ export class IntentLog {
     try {
       this.writePages();
       const fd = this.fd;
-      await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+      await this.flusher.flush(fd);
       this.durableEpoch = epoch;
       for (const k of keys) if (this.setEpochs.get(k) === epoch) this.setEpochs.delete(k);
       for (const w of takeWaiters()) w.resolve();

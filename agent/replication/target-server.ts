@@ -235,6 +235,22 @@ class TargetSession {
   }
 
   /** Applies one message; false if the peer was dropped for it. */
+  /**
+   * applyOne() for a write the store takes on this thread (at most syncWriteMax, within the disk), with no
+   * promise: most frames of a stream of small writes. False (nothing done) for anything else.
+   */
+  private applySmallWrite(q: Queued, store: BlockStore, addBytes: (n: number) => void, setLast: (seq: number) => void): boolean {
+    const f = q.frame;
+    if (f.type !== FrameType.WRITE || !store.writeSync || f.data.length > store.syncWriteMax || f.offset + f.data.length > store.size) return false;
+    this.writtenSinceFlush = true;
+    store.writeSync(f.offset, f.data);
+    q.release?.();
+    addBytes(f.data.length);
+    this.queuedBytes -= f.data.length;
+    setLast(f.seq);
+    return true;
+  }
+
   private async applyOne(q: Queued, store: BlockStore, addBytes: (n: number) => void, setLast: (seq: number) => void): Promise<boolean> {
     const { frame: f, release } = q;
     if (f.type === FrameType.WRITE) {
@@ -312,6 +328,8 @@ class TargetSession {
         this.queue = [];
         let last = 0;
         let bytes = 0;
+        const addBytes = (n: number) => (bytes += n);
+        const setLast = (seq: number) => (last = seq);
         // With a rewind log, writes are gathered into runs that touch no block twice: the data each
         // replaces is read and journalled (durably) for the whole run, then the run is applied.
         let pending: Array<{ queued: Queued; op: JournalOp }> = [];
@@ -326,7 +344,10 @@ class TargetSession {
           } catch (err) {
             throw new RewindLogFailure(`journalling into the rewind log ${journal!.dir} on ${this.node} failed: ${(err as Error).message}; free space there or set another logdir`);
           }
-          for (const op of ops) if (!(await this.applyOne(op.queued, store, (n) => (bytes += n), (q) => (last = q)))) return false;
+          for (const op of ops) {
+            if (this.applySmallWrite(op.queued, store, addBytes, setLast)) continue;
+            if (!(await this.applyOne(op.queued, store, addBytes, setLast))) return false;
+          }
           return true;
         };
         for (const q of batch) {
@@ -343,17 +364,8 @@ class TargetSession {
             continue;
           }
           if (journal && !(await applyPending())) return;
-          // A small write is applied on this thread with no promise (most of a sync stream's frames).
-          if (!journal && f.type === FrameType.WRITE && store.writeSync && f.data.length <= store.syncWriteMax && f.offset + f.data.length <= store.size) {
-            this.writtenSinceFlush = true;
-            store.writeSync(f.offset, f.data);
-            q.release?.();
-            bytes += f.data.length;
-            this.queuedBytes -= f.data.length;
-            last = f.seq;
-            continue;
-          }
-          if (!(await this.applyOne(q, store, (n) => (bytes += n), (s) => (last = s)))) return;
+          if (this.applySmallWrite(q, store, addBytes, setLast)) continue;
+          if (!(await this.applyOne(q, store, addBytes, setLast))) return;
         }
         if (journal && !(await applyPending())) return;
         // The epoch: everything applied so far is made durable before it is acknowledged.

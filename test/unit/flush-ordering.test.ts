@@ -149,7 +149,8 @@ describe('FileBlockStore system-call order', () => {
     await store.close();
   });
 
-  it('AdaptiveFlush: on the thread while fast; after 3 slow of 8 the pool for 5 s, then 10 s after slow tries again', async () => {
+  /** An AdaptiveFlush on a fake clock: step(ms, cost) advances the clock, then flushes taking `cost` ms on the thread. */
+  function steppedFlush() {
     let clock = 0;
     let cost = 0;
     const calls: string[] = [];
@@ -164,6 +165,11 @@ describe('FileBlockStore system-call order', () => {
       cost = flushCost;
       await f.flush(3);
     };
+    return { calls, step };
+  }
+
+  it('AdaptiveFlush: on the thread while fast; after 3 slow of 8 the pool for 5 s, then 10 s after slow tries again', async () => {
+    const { calls, step } = steppedFlush();
     await step(0);
     await step(1);
     await step(1, 4); // slow (4 ms): one of the last 8, stays on the thread
@@ -181,20 +187,8 @@ describe('FileBlockStore system-call order', () => {
   });
 
   it('AdaptiveFlush: a slow flush now and then (a preempted thread) keeps flushes on the thread', async () => {
-    let clock = 0;
-    const calls: string[] = [];
-    let cost = 0;
-    const f = new AdaptiveFlush(() => {
-      calls.push('sync');
-      clock += cost;
-    }, async () => {
-      calls.push('pool');
-    }, () => clock);
-    for (let i = 0; i < 40; i++) {
-      cost = i % 4 === 0 ? 5 : 0; // two slow in every eight
-      clock += 1;
-      await f.flush(3);
-    }
+    const { calls, step } = steppedFlush();
+    for (let i = 0; i < 40; i++) await step(1, i % 4 === 0 ? 5 : 0); // two slow in every eight
     expect(calls).toEqual(Array(40).fill('sync'));
   });
 

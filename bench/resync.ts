@@ -55,12 +55,11 @@ async function timeResync(src: AgentProc, tag: string, start: () => Promise<unkn
   // polling interval to every measurement, a large share of a partial resync's few milliseconds).
   await control(src, 'mirror.waitsync', { tag, timeout: 300 });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const t = (await targetsOf(src, tag))[0]!;
-  if (t.status !== 'Fully Operational' || t.dirtyChunks !== 0 || t.resyncBytes + t.checksumCompared <= before.resyncBytes + before.checksumCompared) {
-    throw new Error(`waitsync returned with the target ${t.status}, ${t.dirtyChunks} dirty chunks, ${t.resyncBytes - before.resyncBytes} bytes resent`);
+  const after = (await targetsOf(src, tag))[0]!;
+  if (after.status !== 'Fully Operational' || after.dirtyChunks !== 0 || after.resyncBytes + after.checksumCompared <= before.resyncBytes + before.checksumCompared) {
+    throw new Error(`waitsync returned with the target ${after.status}, ${after.dirtyChunks} dirty chunks, ${after.resyncBytes - before.resyncBytes} bytes resent`);
   }
   const cpu = cpuSeconds(src.child.pid) + cpuSeconds(tgt?.child.pid) - cpu0;
-  const after = (await targetsOf(src, tag))[0]!;
   return {
     seconds,
     cpu,

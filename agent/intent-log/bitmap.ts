@@ -7,8 +7,8 @@
 //
 // File layout: a 4 KiB header (magic, version, chunk size, volume size, slot count, async limit), then
 // for each of the 7 target slots a bit array rounded up to 4 KiB.
-import { AdaptiveFlush } from '../storage/adaptive-flush.js';
 import fs from 'node:fs';
+import { AdaptiveFlush } from '../storage/adaptive-flush.js';
 
 export const MAX_TARGETS = 7;
 const MAGIC = 'TANDEMBM';
@@ -128,7 +128,7 @@ export class IntentLog {
   private readonly pins = new Map<number, number>();
   private committing = false;
   /** Commits' fdatasync: on this thread while the file's device answers in microseconds (AdaptiveFlush). */
-  private readonly flusher = new AdaptiveFlush((fd) => fs.fdatasyncSync(fd), (fd) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()))));
+  private readonly flusher = AdaptiveFlush.forFiles();
   private fd: number | null;
   asyncLimit: number;
 

@@ -65,15 +65,10 @@ export class SlabFrameReader {
       }
       this.ensureRoom();
       const slab = this.slab as Slab;
-      if (at === 0 && bytes.buffer === slab.buf.buffer && bytes.byteOffset === slab.buf.byteOffset + this.fill) {
-        this.fill += bytes.length; // the kernel put it in place
-        at = bytes.length;
-      } else {
-        const k = Math.min(slab.buf.length - this.fill, bytes.length - at);
-        bytes.copy(slab.buf, this.fill, at, at + k);
-        this.fill += k;
-        at += k;
-      }
+      // Read in place (no copy) or copied in, as much as the slab's free tail holds.
+      const k = fillFrom(bytes, at, slab.buf, this.fill);
+      this.fill += k;
+      at += k;
       this.parse(onFrame);
     }
   }

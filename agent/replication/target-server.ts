@@ -234,7 +234,6 @@ class TargetSession {
     this.volumes.onSourceChange?.(hello.tag, hello.source);
   }
 
-  /** Applies one message; false if the peer was dropped for it. */
   /**
    * applyOne() for a write the store takes on this thread (at most syncWriteMax, within the disk), with no
    * promise: most frames of a stream of small writes. False (nothing done) for anything else.
@@ -251,6 +250,7 @@ class TargetSession {
     return true;
   }
 
+  /** Applies one message; false if the peer was dropped for it. */
   private async applyOne(q: Queued, store: BlockStore, addBytes: (n: number) => void, setLast: (seq: number) => void): Promise<boolean> {
     const { frame: f, release } = q;
     if (f.type === FrameType.WRITE) {

@@ -385,11 +385,6 @@ export function decodeFrame(type: number, body: Buffer): Frame {
 }
 
 /**
- * Reassembles frames from borrowed bytes (a receive buffer reused after each call): each frame's body
- * is copied once into a buffer of its own — from the shared pool when large; hand it back with
- * BufferPool.shared.release() when done, or leave it to the GC.
- */
-/**
  * Puts bytes[at…] into `into` from `fill` on, as much as fits, and returns how many bytes that was;
  * bytes the kernel already read there (a buffer lent for the read, see nextReceiveBuffer) need no copy.
  */
@@ -403,6 +398,11 @@ export function fillFrom(bytes: Buffer, at: number, into: Buffer, fill: number):
 /** A body with at least this much still to come is received in place (nextReceiveBuffer). */
 const DIRECT_RECEIVE_MIN = 64 * 1024;
 
+/**
+ * Reassembles frames from borrowed bytes (a receive buffer reused after each call): each frame's body
+ * is copied once into a buffer of its own — from the shared pool when large; hand it back with
+ * BufferPool.shared.release() when done, or leave it to the GC.
+ */
 export class FrameAssembler {
   private readonly head = Buffer.alloc(5);
   private headFill = 0;

@@ -60,7 +60,7 @@ export class RewindJournal {
   private marks: Array<Bookmark & { id: number }> = [];
   private closed = false;
   /** The appends' fdatasync: on this thread while the device answers in microseconds. */
-  private readonly flusher = new AdaptiveFlush((fd) => fs.fdatasyncSync(fd), fdatasync);
+  private readonly flusher = AdaptiveFlush.forFiles();
   maxBytes: number;
   /** Bytes cut off a torn tail when the journal was opened (kill -9 or power loss during an append). */
   recoveredTornBytes = 0;
@@ -463,9 +463,6 @@ function writevAllSync(fd: number, bufs: Buffer[], position: number): number {
 
 function writev(fd: number, bufs: Buffer[], position: number): Promise<number> {
   return new Promise((resolve, reject) => fs.writev(fd, bufs, position, (err, n) => (err ? reject(err) : resolve(n))));
-}
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 function pread(fd: number, into: Buffer, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, into, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));

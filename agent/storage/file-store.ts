@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import { notSupported, type BlockStore, type ZeroOptions } from './block-store.js';
 import { BufferPool } from './buffer-pool.js';
-import { AdaptiveFlush } from './adaptive-flush.js';
+import { AdaptiveFlush, fdatasyncInPool } from './adaptive-flush.js';
 
 /** The system calls the store makes, injectable so tests can check their order at the I/O boundary. */
 export interface FileIo {
@@ -38,7 +38,7 @@ export const nodeFileIo: FileIo = {
       fs.read(fd, into, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))),
     ),
   preadSync: (fd, into, offset, position, length) => fs.readSync(fd, into, offset, length, position),
-  fdatasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
+  fdatasync: fdatasyncInPool,
   fdatasyncSync: (fd) => fs.fdatasyncSync(fd),
   // Node has no fallocate(2) or BLKDISCARD/BLKZEROOUT, so util-linux does it. Called only for large
   // ranges (see FAST_ZERO_MIN), where a process start is cheap next to writing the bytes.

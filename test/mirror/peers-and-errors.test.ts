@@ -95,11 +95,21 @@ describe('replication peers and CLI errors', () => {
   });
 
   it('honours LKDR_ASYNC_LIMIT from the agent\'s environment, and a resync rate limit', async () => {
-    const node = await startAgent(path.join(dir, 'limited'), 'limited', undefined, { LKDR_ASYNC_LIMIT: '17' });
+    const node = await startAgent(path.join(dir, 'limited'), 'limited', undefined, { LKDR_ASYNC_LIMIT: '17' }, { security: 'plaintext' });
     try {
-      const disk = makeDisk(path.join(dir, 'limited.img'), MiB);
+      const disk = makeDisk(path.join(dir, 'limited.img'), 4 * MiB);
       await tandemOk(node, 'create', 'lim', '--disk', disk, '--resync-rate', '1048576');
       expect((await node.status('lim')).asyncLimit).toBe(17);
+      // Honoured: a full resync of 4 MiB at 1 MiB/s takes at least ~3 s however fast the machine is
+      // (a busy machine only makes it slower), and the target ends equal.
+      const limDisk = makeDisk(path.join(dir, 'eve-lim.img'), 4 * MiB);
+      await tandemOk(eve, 'accept', 'lim', '--disk', limDisk);
+      const t0 = Date.now();
+      await tandemOk(node, 'extend', 'lim', '--target', 'eve', '--address', eve.address);
+      const st = await waitTargets(node, 'lim', (t) => t.status === 'Fully Operational' && t.dirtyChunks === 0, 60_000);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2_500);
+      expect(st.targets[0]!.resyncBytes).toBe(4 * MiB);
+      expect(sha256File(limDisk)).toBe(sha256File(disk));
       const set = await node.program('mirror_settings', 'lim', 'resyncrate', '0');
       expect(set.code, set.stderr).toBe(0);
       const bad = await node.program('mirror_settings', 'lim', 'resyncrate', 'fast');

@@ -16,6 +16,8 @@ export interface HierarchyFacts {
   confirmFailover: boolean;
   /** Block Resource Failover is set on this server. */
   blockFailover: boolean;
+  /** The source's last heartbeat said the hierarchy was out of service there (tandem outofservice). */
+  sourceOutOfService?: boolean;
 }
 
 export type Action =
@@ -33,6 +35,7 @@ export function decide(self: string, q: Quorum, hierarchies: readonly HierarchyF
     }
     const src = h.copies.find((c) => c.server === h.source);
     if (!src || src.state !== 'failed') return { kind: 'none', tag: h.tag, reason: `${h.source} is ${src?.state ?? 'unknown'}: no failover` };
+    if (h.sourceOutOfService) return { kind: 'none', tag: h.tag, reason: `${h.source} failed, but ${h.tag} was out of service there: no failover` };
     const s = chooseSuccessor(h.source, h.copies, h.currentGeneration);
     const why = s.reasons.join('; ');
     if (s.successor !== self) return { kind: 'none', tag: h.tag, reason: `${h.source} failed; ${s.successor ? `${s.successor} takes over` : 'nobody takes over'}: ${why}` };

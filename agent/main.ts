@@ -1,5 +1,5 @@
 // Entry point of the agent bundle. One file, several programs, chosen by the name it is run under
-// (symlinks on a node: tandem, mirror_status, mirror_action, mirror_settings, bitmap) or by its first argument.
+// (symlinks on a node: tandem, mirror_status, mirror_action, mirror_settings, bitmap, lk_confirmso) or by its first argument.
 import path from 'node:path';
 import { TANDEM_VERSION } from '../common/version.js';
 import { runBitmap } from './cli/bitmap-command.js';
@@ -7,6 +7,7 @@ import { EXPORT_USAGE, runExport } from './cli/export-command.js';
 import { RUN_USAGE, runDaemon } from './cli/run-command.js';
 import { runMirrorAction, runMirrorSettings, runMirrorStatus, runTandem } from './cli/tandem-command.js';
 import { UsageError } from './cli/usage-error.js';
+import { runConfirmso } from './cli/cluster-command.js';
 
 const HELP = `tandem-agent ${TANDEM_VERSION}: the Tandem node agent
 
@@ -20,6 +21,7 @@ commands:
   mirror_action <tag> <action> <source> [target(s)]
   mirror_settings <tag> <setting> <value>
   bitmap -a <num>|-c|-d|-X <bitmap_file>
+  lk_confirmso -y|-n -s <server>
   version        print the version
 `;
 
@@ -29,6 +31,7 @@ const PROGRAMS: Record<string, (argv: string[]) => Promise<number>> = {
   mirror_action: runMirrorAction,
   mirror_settings: runMirrorSettings,
   bitmap: runBitmap,
+  lk_confirmso: (argv) => runConfirmso(argv),
 };
 
 export async function main(program: string, argv: string[]): Promise<number> {

@@ -8,6 +8,7 @@ import { UsageError } from './usage-error.js';
 import { runCertificates } from './cert-command.js';
 import { runCtl } from './ctl-command.js';
 import { formatRewindTime, parseRewindTime } from '../../common/rewind.js';
+import { CLUSTER_USAGE, runCluster } from './cluster-command.js';
 
 export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent on this node; state under $TANDEM_HOME)
 
@@ -42,7 +43,7 @@ export const TANDEM_USAGE = `usage: tandem <command> ...   (talks to the agent o
   recover TAG (--time TIME | --bookmark NAME)   on a target, mirror resumed and in sync: switch over to it
                                                 with its data rewound to TIME; the old source gets only the
                                                 chunks that differ (TIME: ISO 8601, e.g. 2026-11-30T18:01:02.123456Z)
-  ca init | cert issue | cert show              the cluster CA and node certificates; \`tandem cert help\`
+${CLUSTER_USAGE}  ca init | cert issue | cert show              the cluster CA and node certificates; \`tandem cert help\`
   ctl                                           JSON-RPC 2.0 to the agent on stdin/stdout, one object per
                                                 line (what the console runs over SSH)
 `;
@@ -252,6 +253,11 @@ export async function runTandem(argv: string[]): Promise<number> {
         (r.mountPoint ? `  mounted read-only at ${r.mountPoint}\n` : ''));
       return 0;
     }
+    case 'cluster':
+    case 'commpath':
+    case 'failover':
+    case 'confirmso':
+      return runCluster(command, rest);
     case 'ca':
     case 'cert':
       return runCertificates(command, rest);

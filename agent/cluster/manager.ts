@@ -64,7 +64,7 @@ export class ClusterManager {
   private interval: NodeJS.Timeout | null = null;
   private heartbeatAddress = '';
 
-  constructor(private readonly o: ManagerOptions) {
+  constructor(private o: ManagerOptions) {
     this.timers = o.timers ?? realTimers;
     this.membership = new Membership(detectionMs(o.settings), this.timers.now());
     this.gate = new ConfirmGate(this.timers, o.settings.confirmTimeoutSeconds, o.settings.confirmDefault);
@@ -100,8 +100,10 @@ export class ClusterManager {
     }
   }
 
-  applyPeers(): void {
-    const peers = this.o.commPaths.peers();
+  /** Takes the comm paths as they are now (after `tandem commpath add|remove`). */
+  applyPeers(paths: CommPaths = this.o.commPaths): void {
+    this.o.commPaths = paths;
+    const peers = paths.peers();
     for (const p of peers) this.membership.setPeer(p.node, p.paths.map((c) => pathName(c.local, splitHostPort(c.remote, 'remote').host)));
     const names = new Set(peers.map((p) => p.node));
     for (const v of this.membership.view(this.timers.now())) if (!names.has(v.server)) this.membership.removePeer(v.server);

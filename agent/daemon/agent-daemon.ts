@@ -31,6 +31,10 @@ import { mirroredDiskUnder, type MirroredDisk } from '../rewind/log-location.js'
 import { isoMicro } from '../rewind/journal.js';
 import { RewoundView } from '../rewind/rewound-view.js';
 import { ResourceDbStore } from './resource-db-store.js';
+import { ClusterManager, type ClusterActions } from '../cluster/manager.js';
+import { CommPaths } from '../cluster/commpaths.js';
+import { loadSettings, type ClusterSettings } from '../cluster/settings.js';
+import type { MirrorBeat } from '../cluster/heartbeat-wire.js';
 
 export { DEFAULT_CHUNK_SIZE, DEFAULT_ASYNC_LIMIT } from './mirror-record.js';
 export const DEFAULT_REPLICATION_PORT = 7500;
@@ -81,6 +85,13 @@ export interface DaemonOptions {
   paths?: AgentPaths;
   /** Plain TCP between agents instead of mutual TLS (benchmarks, trusted lab networks only). */
   insecurePlaintext?: boolean;
+  /** The heartbeat listener (cluster manager); default: the replication host, its port + 1. */
+  heartbeatHost?: string;
+  heartbeatPort?: number;
+  /** False: --heartbeat was not given, so a taken default port falls back to any free one. */
+  heartbeatExplicit?: boolean;
+  /** The cluster settings; default: tandem.conf and the environment (loadSettings). */
+  clusterSettings?: ClusterSettings;
 }
 
 export class AgentDaemon {
@@ -94,6 +105,9 @@ export class AgentDaemon {
   /** This node's copy of the resource database (opened in start()). */
   resourceDb!: ResourceDbStore;
   replicationPort = 0;
+  /** The cluster manager (heartbeats, automatic failover); started in start(). */
+  cluster: ClusterManager | null = null;
+  heartbeatPort = 0;
 
   constructor(private readonly options: DaemonOptions, readonly log: Logger) {
     this.paths = options.paths ?? agentPaths();
@@ -134,6 +148,9 @@ export class AgentDaemon {
 
   async start(): Promise<void> {
     ensureDirs(this.paths);
+    // Bad settings stop the agent before it serves anything: the error names the setting and the fix.
+    const settings = this.options.clusterSettings ?? loadSettings();
+    const commPaths = CommPaths.in(this.paths.stateDir);
     if (this.options.insecurePlaintext) {
       this.log.warn('replication runs over plain TCP (--insecure-plaintext): unauthenticated and unencrypted; for benchmarks and trusted lab networks only');
     } else {
@@ -163,12 +180,24 @@ export class AgentDaemon {
         this.log.error(`mirror "${r.tag}" on ${r.disk} could not be started: ${(err as Error).message}`);
       }
     }
+    this.cluster = new ClusterManager({ node: this.node, settings, creds: this.creds, commPaths, actions: this.clusterActions(), log: this.log.child('[cluster]') });
+    const hbHost = this.options.heartbeatHost ?? this.options.replicationHost;
+    const hbPort = this.options.heartbeatPort ?? (this.replicationPort + 1) % 65536;
+    try {
+      this.heartbeatPort = await this.cluster.start(hbHost, hbPort);
+    } catch (err) {
+      if (this.options.heartbeatExplicit) throw err;
+      this.log.warn(`${(err as Error).message}; heartbeats use a free port instead (give --heartbeat HOST:PORT to fix it)`);
+      this.heartbeatPort = await this.cluster.start(hbHost, 0);
+    }
     this.control = new ControlServer(controlHandlers(this), this.log.child('[control]'));
     await this.control.listen(this.paths.controlSocket);
     this.log.info(`node ${this.node}: control ${this.paths.controlSocket}, replication ${this.options.replicationHost}:${this.replicationPort}`);
   }
 
   async stop(): Promise<void> {
+    // First: the peers hear of the graceful stop, so it never counts as a failure.
+    await this.cluster?.stop().catch((e: Error) => this.log.warn(`cluster: ${e.message}`));
     await this.control?.close();
     for (const s of this.sources.values()) await this.closeSource(s);
     this.sources.clear();
@@ -750,6 +779,69 @@ export class AgentDaemon {
         void this.demote(entry, link.config.node, true, 'switchover').catch((e: Error) => this.log.error(`demoting ${r.tag}: ${e.message}`));
       },
     };
+  }
+
+  // ---- the cluster manager's hook ---------------------------------------------------------------
+
+  /** What the cluster manager may see and do: this node's copies, the in-service and out-of-service paths. */
+  private clusterActions(): ClusterActions {
+    return {
+      hierarchies: () => this.heartbeatCopies(),
+      resourceDatabase: () => this.resourceDb?.database ?? null,
+      goInService: async (tag, failed, reason) => {
+        const t = this.targets.get(tag);
+        if (!t) throw new RpcError(`no target copy of "${tag}" on ${this.node}`);
+        // A cut link may leave the dead source's connection open here: it is gone (every path is silent).
+        if (t.connected === failed) {
+          this.replication.disconnect(tag);
+          this.onSourceChange(tag, null);
+        }
+        this.log.warn(`${tag}: automatic failover from ${failed}: ${reason}`);
+        return this.inService(tag, false);
+      },
+      goOutOfService: async (tag) => {
+        try {
+          return await this.outOfService(tag);
+        } catch (err) {
+          // The split-brain guard does not wait for a busy file system: the export stops regardless.
+          const s = this.sources.get(tag);
+          if (!s || s.phase === 'out of service') throw err;
+          await this.closeSource(s);
+          s.phase = 'out of service';
+          s.record.inService = false;
+          this.persist();
+          this.finishStart(s, `${tag} was taken out of service (quorum lost)`);
+          return `${tag} out of service on ${this.node} (the file system could not be unmounted: ${(err as Error).message}; the export is stopped)`;
+        }
+      },
+    };
+  }
+
+  /** This node's copies as its heartbeats announce them. */
+  heartbeatCopies(): MirrorBeat[] {
+    const out: MirrorBeat[] = [];
+    for (const s of this.sources.values()) {
+      const r = s.record;
+      const links = s.mirror?.links ?? [];
+      out.push({
+        tag: r.tag, role: 'source', inService: s.phase === 'in service', generation: r.generations.current, history: r.generations.history,
+        consistent: true, connected: null, lostSourceInSync: false, source: null,
+        members: [this.node, ...(links.length ? links.map((l) => l.config.node) : r.targets.map((t) => t.node))],
+        targets: links.map((l) => {
+          const st = l.status();
+          return { node: st.node, status: st.status, percentSynced: st.percentSynced };
+        }),
+      });
+    }
+    for (const t of this.targets.values()) {
+      const r = t.record;
+      out.push({
+        tag: r.tag, role: 'target', inService: false, generation: r.generations.current, history: r.generations.history,
+        consistent: r.consistent, connected: t.connected, lostSourceInSync: t.lostSourceInSync, source: r.source,
+        members: r.members.map((m) => m.node), targets: [],
+      });
+    }
+    return out;
   }
 
   // ---- actions (used by the control handlers) --------------------------------------------------

@@ -17,6 +17,7 @@ import { JournalError } from '../rewind/journal.js';
 import { MAX_BOOKMARK_NAME } from '../replication/wire.js';
 import { ResourceDatabaseError } from '../../common/resource-database.js';
 import { StaleResourceDatabase } from './resource-db-store.js';
+import { CommPathError, CommPaths } from '../cluster/commpaths.js';
 
 const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -120,6 +121,10 @@ function newRecord(fields: Pick<MirrorRecord, 'tag' | 'disk' | 'bitmap' | 'chunk
 }
 
 export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
+  const cluster = () => {
+    if (!d.cluster) throw new RpcError('the cluster manager is not running on this node');
+    return d.cluster;
+  };
   const notHere = (tag: string) => new RpcError(`no mirror "${tag}" on this node (${d.node}); see: tandem status`);
 
   /** The source copy of `tag`, in service (or at least open) here. */
@@ -582,6 +587,68 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     'mirror.outofservice': async (p) => {
       const a = new Params(p, 'mirror.outofservice', ['tag']);
       return { message: await d.outOfService(a.tag()) };
+    },
+
+    // ---- the cluster manager (automatic failover) ----
+
+    'cluster.status': (p) => {
+      new Params(p, 'cluster.status', []);
+      return cluster().status();
+    },
+
+    'cluster.commpaths': (p) => {
+      new Params(p, 'cluster.commpaths', []);
+      return { node: d.node, heartbeatPort: d.heartbeatPort, peers: cluster().peers() };
+    },
+
+    'cluster.commpath.add': (p) => {
+      const a = new Params(p, 'cluster.commpath.add', ['node', 'local', 'remote']);
+      const node = a.node('node');
+      const paths = CommPaths.in(d.paths.stateDir);
+      try {
+        paths.add(d.node, node, a.str('local'), a.str('remote'));
+      } catch (err) {
+        if (err instanceof CommPathError) throw new RpcError(err.message, INVALID);
+        throw err;
+      }
+      cluster().applyPeers(paths);
+      return { node, peers: paths.peers() };
+    },
+
+    'cluster.commpath.remove': (p) => {
+      const a = new Params(p, 'cluster.commpath.remove', ['node', 'local', 'remote']);
+      const paths = CommPaths.in(d.paths.stateDir);
+      try {
+        paths.remove(a.node('node'), a.optStr('local'), a.optStr('remote'));
+      } catch (err) {
+        if (err instanceof CommPathError) throw new RpcError(err.message, INVALID);
+        throw err;
+      }
+      cluster().applyPeers(paths);
+      return { peers: paths.peers() };
+    },
+
+    // The manual's lk_confirmso -y|-n -s SERVER.
+    'cluster.confirm': (p) => {
+      const a = new Params(p, 'cluster.confirm', ['failed', 'answer']);
+      const failed = a.node('failed');
+      if (!a.has('answer')) throw new RpcError('missing parameter "answer" (proceed or block)', INVALID);
+      const answer = a.oneOf('answer', ['proceed', 'block'], 'proceed');
+      try {
+        return { message: cluster().confirm(failed, answer) };
+      } catch (err) {
+        throw new RpcError((err as Error).message);
+      }
+    },
+
+    'cluster.dryrun': (p) => {
+      const a = new Params(p, 'cluster.dryrun', ['server']);
+      const server = a.node('server');
+      if (server === d.node) throw new RpcError(`${server} is this server: ask another server what it would do if ${server} failed (tandem failover --dry-run ${server} there)`);
+      if (!cluster().peers().some((x) => x.node === server)) {
+        throw new RpcError(`${server} is not a server of this cluster as ${d.node} knows it (no comm path to it); see: tandem commpath list`);
+      }
+      return { server, ...cluster().actionsNow(server) };
     },
 
     'mirror.resolve': async (p) => {

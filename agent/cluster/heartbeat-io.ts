@@ -48,7 +48,7 @@ export class HeartbeatIo {
     const server = createReplicationServer({
       creds: this.o.creds,
       onSocket: (socket, peerNode) => this.accept(socket, peerNode),
-      onRefused: (reason, remote) => this.o.log.warn(`heartbeat from ${plain(remote)} ignored: ${reason}`),
+      onRefused: (reason, remote) => this.refused(`heartbeat connection${remote ? ` from ${plain(remote)}` : ''} refused: ${reason}`),
     });
     server.maxConnections = MAX_CONNECTIONS;
     this.server = server;
@@ -59,6 +59,18 @@ export class HeartbeatIo {
     server.on('error', (e) => this.o.log.warn(`heartbeat listener: ${e.message}`));
     this.port = (server.address() as net.AddressInfo).port;
     return this.port;
+  }
+
+  private readonly refusals = new Map<string, number>();
+
+  /** A peer retrying every beat is logged once a minute per reason, not every second. */
+  private refused(line: string): void {
+    const now = Date.now();
+    const last = this.refusals.get(line);
+    if (last !== undefined && now - last < 60_000) return;
+    if (this.refusals.size > 1000) this.refusals.clear();
+    this.refusals.set(line, now);
+    this.o.log.warn(line);
   }
 
   private accept(socket: net.Socket, certNode: string | null): void {

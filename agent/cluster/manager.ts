@@ -104,7 +104,7 @@ export class ClusterManager {
   applyPeers(paths: CommPaths = this.o.commPaths): void {
     this.o.commPaths = paths;
     const peers = paths.peers();
-    for (const p of peers) this.membership.setPeer(p.node, p.paths.map((c) => pathName(c.local, splitHostPort(c.remote, 'remote').host)));
+    for (const p of peers) this.membership.setPeer(p.node, p.paths.map((c) => pathName(c.local, splitHostPort(c.remote, 'remote').host)), this.timers.now());
     const names = new Set(peers.map((p) => p.node));
     for (const v of this.membership.view(this.timers.now())) if (!names.has(v.server)) this.membership.removePeer(v.server);
     this.io.setPeers(peers);

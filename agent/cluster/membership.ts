@@ -24,6 +24,8 @@ export interface PeerView {
 
 interface PeerRecord {
   paths: Map<string, number | null>;
+  /** When each path was declared: its silence counts from then (a path just added is not down at once). */
+  since: Map<string, number>;
   /** Time of a graceful-stop announcement not followed by a heartbeat. */
   stoppedAt: number | null;
 }
@@ -37,12 +39,16 @@ export class Membership {
     this.startedAt = now;
   }
 
-  /** Declares a peer and its comm paths (names as the cluster definition has them). */
-  setPeer(server: string, paths: readonly string[]): void {
+  /** Declares a peer and its comm paths (names as the cluster definition has them); `now`: when, for new paths. */
+  setPeer(server: string, paths: readonly string[], now = this.startedAt): void {
     const old = this.peers.get(server);
     const m = new Map<string, number | null>();
-    for (const p of paths) m.set(p, old?.paths.get(p) ?? null);
-    this.peers.set(server, { paths: m, stoppedAt: old?.stoppedAt ?? null });
+    const since = new Map<string, number>();
+    for (const p of paths) {
+      m.set(p, old?.paths.get(p) ?? null);
+      since.set(p, old?.since.get(p) ?? Math.max(now, this.startedAt));
+    }
+    this.peers.set(server, { paths: m, since, stoppedAt: old?.stoppedAt ?? null });
   }
 
   removePeer(server: string): void {
@@ -68,7 +74,7 @@ export class Membership {
     for (const [server, p] of this.peers) {
       const paths: PathView[] = [];
       for (const [path, last] of p.paths) {
-        const silentSince = last ?? this.startedAt;
+        const silentSince = last ?? p.since.get(path) ?? this.startedAt;
         const state: PathState = now - silentSince >= this.silenceMs ? 'down' : last === null ? 'unknown' : 'up';
         paths.push({ path, state, lastHeartbeat: last });
       }

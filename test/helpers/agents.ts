@@ -46,6 +46,8 @@ export function testClusterCa(): Promise<CertificateAuthority> {
 export interface AgentOptions {
   /** The CA whose certificate the agent gets (default: the test cluster's); 'plaintext': --insecure-plaintext. */
   security?: CertificateAuthority | 'plaintext';
+  /** More `tandem-agent run` arguments (e.g. --heartbeat HOST:PORT). */
+  args?: string[];
 }
 
 /**
@@ -58,6 +60,7 @@ export async function startAgent(home: string, node: string, port?: number, extr
   const env = { ...process.env, ...extraEnv, TANDEM_HOME: home, TANDEM_PROGRAM: '' };
   const args = [AGENT_BUNDLE, 'run', '--node', node, '--replication', `127.0.0.1:${p}`];
   const tlsDir = path.join(home, 'state', 'tls');
+  if (options.args) args.push(...options.args);
   if (options.security === 'plaintext') args.push('--insecure-plaintext');
   else if (!fs.existsSync(path.join(tlsDir, 'node.crt'))) await installNodeCertificate(tlsDir, options.security ?? (await testClusterCa()), node);
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -33,5 +33,5 @@ export function agentLayout(home: string | undefined): AgentPaths {
 /** Where the console installs the agent on a node (deploy) and the programs it puts on the PATH. */
 export const INSTALL_DIR = '/opt/tandem';
 export const AGENT_FILE = 'tandem-agent.cjs';
-export const NODE_PROGRAMS = ['tandem', 'mirror_status', 'mirror_action', 'mirror_settings', 'bitmap'] as const;
+export const NODE_PROGRAMS = ['tandem', 'mirror_status', 'mirror_action', 'mirror_settings', 'bitmap', 'lk_confirmso'] as const;
 export const SYSTEMD_UNIT = 'tandem-agent.service';

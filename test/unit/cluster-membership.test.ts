@@ -8,6 +8,15 @@ const BEAT = 1000;
 const SILENCE = 3 * BEAT;
 
 describe('membership', () => {
+  it('a peer added long after the start is not failed at once: its silence counts from when it was added', () => {
+    const m = new Membership(SILENCE, 0);
+    m.setPeer('node2', ['10.0.0.2'], 60_000);
+    expect(m.stateOf('node2', 60_500)).toBe('unknown');
+    expect(m.stateOf('node2', 60_000 + SILENCE)).toBe('failed');
+    m.heartbeat('node2', '10.0.0.2', 64_000);
+    expect(m.stateOf('node2', 64_500)).toBe('alive');
+  });
+
   it('a server is failed only when every comm path has been silent for LCMNUMHBEATS beats', () => {
     const m = new Membership(SILENCE, 0);
     m.setPeer('node2', ['10.0.0.2', '10.0.1.2']);

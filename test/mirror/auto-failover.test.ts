@@ -129,6 +129,23 @@ describe('automatic failover (three agents, LCMHBEATTIME=1, LCMNUMHBEATS=3)', ()
     expect(sha256File(n2.disk)).toBe(sha256File(n3.disk));
   }, 180_000);
 
+  it('a graceful stop (SIGTERM) of the source is announced: stopped, never failed, no failover', async () => {
+    const { n1, n2, n3 } = await mirrored('stop');
+    expect(await n1.agent.stop()).toBe(0);
+    const st = await poll('n2 sees n1 stopped', async () => {
+      const s = await clusterStatus(n2.agent);
+      return s.servers.find((x) => x.name === 'n1')?.state === 'stopped' && s;
+    });
+    expect(st.quorum).toMatchObject({ votes: 2, needed: 2 });
+    // Well past the detection time, nothing happened, and the decision says why.
+    await new Promise((r) => setTimeout(r, 5_000));
+    for (const t of [n2, n3]) {
+      expect((await t.agent.status(tag)).role).toBe('target');
+      expect((await clusterStatus(t.agent)).servers.find((x) => x.name === 'n1')?.state).toBe('stopped');
+    }
+    expect((await clusterStatus(n2.agent)).decisions).toEqual([expect.objectContaining({ tag, kind: 'none', reason: 'n1 is stopped: no failover' })]);
+  }, 120_000);
+
   it('Confirm Failover On: the failover waits; lk_confirmso -n blocks it; after the source returns and fails again, -y proceeds', async () => {
     const { n1, n2 } = await mirrored('confirm');
     await saveFlags(n2.agent, [{ server: 'n2', confirmFailoverFrom: ['n1'], blockResourceFailover: false }]);

@@ -92,18 +92,19 @@ export class HeartbeatIo {
         try {
           const h = decodeHeartbeat(line);
           if (certNode !== null && h.node !== certNode) {
-            this.o.log.warn(`heartbeat naming ${h.node} from a peer whose certificate is for ${certNode} ignored; connection dropped`);
+            this.refused(`heartbeat naming ${h.node} from a peer whose certificate is for ${certNode} ignored; connection dropped`);
             return void socket.destroy();
           }
           this.o.onHeartbeat(h, pathKey);
         } catch (err) {
-          if (!(err instanceof HeartbeatFormatError)) throw err;
-          this.o.log.warn(`malformed heartbeat from ${certNode ?? plain(socket.remoteAddress)} (${err.message}); connection dropped`);
+          // Whatever a peer sends, this agent goes on: the connection is dropped, the beat not counted.
+          const why = err instanceof HeartbeatFormatError ? `malformed heartbeat (${err.message})` : `heartbeat not taken (${(err as Error).message})`;
+          this.refused(`${why} from ${certNode ?? plain(socket.remoteAddress)}; connection dropped`);
           return void socket.destroy();
         }
       }
       if (buf.length > MAX_HEARTBEAT_BYTES) {
-        this.o.log.warn(`heartbeat line from ${certNode ?? plain(socket.remoteAddress)} longer than ${MAX_HEARTBEAT_BYTES} bytes; connection dropped`);
+        this.refused(`heartbeat line from ${certNode ?? plain(socket.remoteAddress)} longer than ${MAX_HEARTBEAT_BYTES} bytes; connection dropped`);
         socket.destroy();
       }
     });

@@ -114,7 +114,8 @@ export class ClusterManager {
     return this.o.commPaths.peers();
   }
 
-  private received(h: Heartbeat, path: string): void {
+  /** A valid heartbeat arrived (from HeartbeatIo; tests feed it directly). */
+  received(h: Heartbeat, path: string): void {
     const now = this.timers.now();
     if (h.stopping) {
       this.membership.announcedStop(h.node, now);

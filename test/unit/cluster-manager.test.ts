@@ -91,6 +91,11 @@ describe('cluster manager loop', () => {
     second(['n3']);
     await settle();
     expect(calls).toHaveLength(1);
+    // n1 is heard again, then silent again: a new failure, decided anew.
+    second(['n1', 'n3']);
+    for (let i = 0; i < 4; i++) second(['n3']);
+    await settle();
+    expect(calls).toEqual([`in service ${tag} from n1`, `in service ${tag} from n1`]);
     expect(lines.some((l) => l.startsWith(`cluster decision for ${tag}: in service: n1 failed; quorate (2 of 3 servers, 2 needed)`))).toBe(true);
   });
 

@@ -60,6 +60,8 @@ export class ClusterManager {
   /** tag|failed → the outcome of a failover tried (or blocked): not tried again until `failed` is seen alive. */
   private readonly handled = new Map<string, string>();
   private readonly busy = new Set<string>();
+  /** When each server was first seen failed (for the split-brain margin). */
+  private readonly failedSince = new Map<string, number>();
   private readonly decisions = new Map<string, { kind: Action['kind']; reason: string; at: number }>();
   private interval: NodeJS.Timeout | null = null;
   private heartbeatAddress = '';
@@ -147,6 +149,10 @@ export class ClusterManager {
     this.io.beat({ stopping: false, mirrors });
     const now = this.timers.now();
     const { states } = this.view(now);
+    for (const [server, state] of states) {
+      if (state !== 'failed') this.failedSince.delete(server);
+      else if (!this.failedSince.has(server)) this.failedSince.set(server, now);
+    }
     // A failed server seen alive again: its failovers may be decided anew next time.
     for (const key of [...this.handled.keys()]) {
       const failed = key.slice(key.indexOf('|') + 1);
@@ -179,6 +185,12 @@ export class ClusterManager {
     const key = `${a.tag}|${a.failed}`;
     const done = this.handled.get(key);
     if (done !== undefined) return this.note({ tag: a.tag, kind: 'none', reason: done }, now);
+    // The split-brain guard's margin: a source only cut off from this side counts the same silence and
+    // takes itself out of service on its round at that moment; the successor waits one LCMHBEATTIME more.
+    const since = this.failedSince.get(a.failed) ?? now;
+    if (now - since < this.o.settings.heartbeatSeconds * 1000) {
+      return this.note({ tag: a.tag, kind: 'none', reason: `${a.failed} failed; ${this.o.node} goes in service after one more LCMHBEATTIME, so that ${a.failed}, if only cut off, has taken ${a.tag} out of service first` }, now);
+    }
     this.note(a, now);
     this.busy.add(a.tag);
     void this.failover(a, key).finally(() => this.busy.delete(a.tag));

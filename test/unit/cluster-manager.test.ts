@@ -114,11 +114,11 @@ describe('cluster manager loop', () => {
   it('Confirm Failover: pending with the time left; CONFIRMSOTO expiry applies CONFIRMSODEF=1 (block)', async () => {
     const { m, calls, second, timers } = setup({ CONFIRMSOTO: '30', CONFIRMSODEF: '1' });
     (m as unknown as { o: { actions: ClusterActions } }).o.actions.resourceDatabase = () => ({ version: 1, resources: [], flags: [{ server: 'n2', confirmFailoverFrom: ['n1'], blockResourceFailover: false }] });
-    // n1 never beat: failed 3 s after its path was added (third round), then two more rounds.
+    // n1 never beat: failed 3 s after its path was added (third round), at the gate one beat later.
     for (let i = 0; i < 5; i++) second(['n3']);
-    expect(m.status().pending).toEqual([{ tag, failed: 'n1', deadline: expect.any(Number), secondsLeft: 28 }]);
+    expect(m.status().pending).toEqual([{ tag, failed: 'n1', deadline: expect.any(Number), secondsLeft: 29 }]);
     timers.advance(10_000);
-    expect(m.status().pending[0]!.secondsLeft).toBe(18);
+    expect(m.status().pending[0]!.secondsLeft).toBe(19);
     timers.advance(20_000);
     await settle();
     expect(m.status().pending).toEqual([]);

@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MirrorStatus } from '../../common/mirror-status.js';
-import { exportUri, freePort, inSync, makeDisk, startAgent, tandemOk, waitStatus, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
+import { exportUri, freePort, inSync, makeDisk, startAgent, tandemOk, waitStatus, waitBitmapClean, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
 import { run, sha256File, tempDir } from '../helpers/tools.js';
 
 const SIZE = 16 * 1024 * 1024;
@@ -77,7 +77,7 @@ async function pair(name: string, addressOf: (eve: Agent) => Promise<string> = a
   await waitTargets(adam, tag, inSync);
   await write(adam, 'write -P 0x11 0 64k');
   await waitTargets(adam, tag, inSync);
-  await new Promise((r) => setTimeout(r, 2_500)); // lazy bitmap clears reach the disk (within two seconds)
+  await waitBitmapClean(adam, tag); // bits are cleared on disk lazily: resync counts are exact after that
   return { dir, adam, eve, adamDisk, eveDisk };
 }
 

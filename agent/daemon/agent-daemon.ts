@@ -14,6 +14,7 @@ import { SourceMirror } from '../mirror/source-mirror.js';
 import type { LinkBlock, MirrorPolicy } from '../mirror/mirror-core.js';
 import type { TargetConfig } from '../mirror/target-link.js';
 import { adopt, decide, discardToCommonAncestor, rotate, UnconfirmedLabels } from '../mirror/generations.js';
+import { admitPeer, mayGoInService, needsNewGeneration, onPeerIsSource, probeExpired, type CopyState, type SourcePhaseName } from '../mirror/failover-rules.js';
 import { ReplicationListener, type Admission } from '../replication/target-server.js';
 import { loadNodeCredentials, type NodeCredentials } from '../replication/transport.js';
 import type { GenerationNotice, Hello, MemberInfo, Switched } from '../replication/wire.js';
@@ -38,7 +39,7 @@ export const DEFAULT_REPLICATION_PORT = 7500;
 const PROBE_MS = Number(process.env.TANDEM_PROBE_MS) > 0 ? Number(process.env.TANDEM_PROBE_MS) : 10_000;
 
 /** Where a source copy is: serving (ISP), looking for its targets before serving, or out of service. */
-export type SourcePhase = 'in service' | 'starting' | 'out of service';
+export type SourcePhase = SourcePhaseName;
 
 export interface SourceEntry {
   record: MirrorRecord;
@@ -514,7 +515,7 @@ export class AgentDaemon {
     this.log.info(`${entry.record.tag}: looking for its targets before going in service`);
     entry.probeTimer = setTimeout(() => {
       entry.probeTimer = null;
-      if (entry.phase !== 'starting' || this.sources.get(entry.record.tag) !== entry) return;
+      if (!probeExpired(entry.phase).setDataCorrupt || this.sources.get(entry.record.tag) !== entry) return;
       // Manual, scenario 3: it could not reach a target, so it does not know whether a target took
       // over meanwhile. It stays out of service until a target answers or an administrator forces it.
       entry.record.dataCorrupt = true;
@@ -653,38 +654,40 @@ export class AgentDaemon {
 
       admit: async (link, welcome): Promise<'go' | LinkBlock> => {
         const peer = link.config.node;
-        const verdict = unconfirmed.decide(gens(), this.node, welcome.generations, peer);
-        if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
-        if (verdict === 'peer-newer') {
+        const decision = admitPeer(unconfirmed.decide(gens(), this.node, welcome.generations, peer), entry.phase);
+        if (decision.action === 'refuse') {
+          if (decision.why === 'split-brain') return splitBrain(r.tag, this.node, peer);
           return { state: 'refused', message: `${peer} holds newer data of "${r.tag}" than this node (it changed since they last agreed, this node did not); nothing was resynced. Take the mirror out of service here and bring it in service on ${peer}` };
         }
-        if (verdict === 'full') {
+        if (decision.extent === 'full') {
           this.log.info(`${r.tag}: ${peer}'s copy is older than this node's bitmap covers; full resync`);
           await entry.mirror!.log.setAll(link.slot);
         }
         if (welcome.dirty) await entry.mirror!.log.mergeDirty(link.slot, Buffer.from(welcome.dirty, 'base64'));
-        if (entry.phase === 'starting') await this.goInService(entry);
+        if (decision.goInService && entry.phase === 'starting') await this.goInService(entry);
         return 'go';
       },
 
       peerIsSource: (link, refusal): LinkBlock | null => {
         const peer = link.config.node;
-        if (!refusal.generations) return { state: 'refused', message: refusal.message };
-        const verdict = decide(gens(), this.node, refusal.generations, peer);
-        if (verdict === 'peer-newer') {
-          if (entry.phase === 'starting') {
-            // Manual, scenario 1: the old source comes back, finds the new one, drops last_owner and is
-            // resynced from it (partially: both bitmaps).
-            void this.demote(entry, peer, false, `${peer} took over while this node was away`).catch((e: Error) => this.log.error(`demoting ${r.tag}: ${e.message}`));
-            return null;
-          }
-          return { state: 'refused', message: `${peer} is in service with newer data of "${r.tag}" while this node is too; take it out of service here (tandem outofservice ${r.tag}) to become its target` };
+        const verdict = refusal.generations ? decide(gens(), this.node, refusal.generations, peer) : null;
+        const decision = onPeerIsSource(verdict, entry.phase, refusal.inService === true);
+        if (decision.action === 'demote') {
+          // Manual, scenario 1: the old source comes back, finds the new one, drops last_owner and is
+          // resynced from it (partially: both bitmaps).
+          void this.demote(entry, peer, false, `${peer} took over while this node was away`).catch((e: Error) => this.log.error(`demoting ${r.tag}: ${e.message}`));
+          return null;
         }
-        if (verdict === 'split-brain') return splitBrain(r.tag, this.node, peer);
-        if (refusal.inService) {
-          return { state: 'refused', message: `${peer} is in service too, with data this node has changed since they last agreed; take it out of service there (tandem outofservice ${r.tag}) to make it a target of this node` };
+        switch (decision.why) {
+          case 'no-generations': return { state: 'refused', message: refusal.message };
+          case 'split-brain': return splitBrain(r.tag, this.node, peer);
+          case 'peer-newer-in-service':
+            return { state: 'refused', message: `${peer} is in service with newer data of "${r.tag}" while this node is too; take it out of service here (tandem outofservice ${r.tag}) to become its target` };
+          case 'peer-older-in-service':
+            return { state: 'refused', message: `${peer} is in service too, with data this node has changed since they last agreed; take it out of service there (tandem outofservice ${r.tag}) to make it a target of this node` };
+          case 'peer-older-starting':
+            return { state: 'refused', message: `${peer} is starting as a source of "${r.tag}" with older data; it becomes a target when it sees this node` };
         }
-        return { state: 'refused', message: `${peer} is starting as a source of "${r.tag}" with older data; it becomes a target when it sees this node` };
       },
 
       inSync: (link) => {
@@ -701,9 +704,7 @@ export class AgentDaemon {
         if (entry.rotating) return entry.rotating;
         const g = r.generations;
         const links = entry.mirror?.links ?? [];
-        let needed = false;
-        for (const l of links) if (g.peers[l.config.node] === g.current && !l.mirroring) needed = true;
-        if (!needed) return null;
+        if (!needsNewGeneration(g, links)) return null;
         entry.rotating = (async () => {
           // The first write after losing a target: from here our data differs from what it holds.
           const next = rotate(g);
@@ -788,9 +789,22 @@ export class AgentDaemon {
     const t = this.targets.get(tag);
     if (!t) throw new RpcError(`no mirror "${tag}" on this node (${this.node}); see: tandem status`);
     const source = t.record.source ?? 'the source';
-    if (t.connected) {
-      if (force) throw new RpcError(`${t.connected} is connected and in service; force is only for when it is gone. Use a switchover: tandem inservice ${tag}`);
-      if (!t.record.consistent) throw new RpcError(`this node (${this.node}) is being resynced from ${t.connected}; a switchover to it is refused until the resync completes`);
+    const may = mayGoInService(this.copyState(t), force);
+    if (!may.ok) {
+      switch (may.refusal) {
+        case 'force-while-source-connected':
+          throw new RpcError(`${t.connected} is connected and in service; force is only for when it is gone. Use a switchover: tandem inservice ${tag}`);
+        case 'resyncing':
+          throw new RpcError(`this node (${this.node}) is being resynced from ${t.connected}; a switchover to it is refused until the resync completes`);
+        case 'incomplete-copy':
+          throw new RpcError(`this node (${this.node}) was being resynced when it lost ${source}; its copy is incomplete, so it cannot be brought in service (manual, scenario 2). Bring the mirror in service on ${source}`);
+        case 'source-not-seen':
+          throw new RpcError(`this node (${this.node}) has not seen ${source} since it started, so it cannot know whether ${source} wrote after this node went down (manual, scenario 4). Start ${source}: it goes in service and resyncs this node. If ${source} is lost for good: mirror_action ${tag} force ${this.node}`);
+        case 'no-data':
+          throw new RpcError(`this node's copy of "${tag}" never received data from a source; there is nothing to bring in service`);
+      }
+    }
+    if (may.way === 'switchover') {
       const answer = await this.replication.requestSwitchover(tag);
       if (!answer.ok) throw new RpcError(`switchover refused by ${t.connected}: ${answer.message}`);
       if (answer.generations && answer.generations.current !== t.record.generations.current) {
@@ -800,14 +814,6 @@ export class AgentDaemon {
       await promoted.resourceReady;
       if (promoted.resourceError) throw new RpcError(`${tag} switched over to ${this.node}, but ${promoted.resourceError}`);
       return `${tag} switched over: in service on ${this.node}; ${source} is now its target`;
-    }
-    if (!force) {
-      if (!t.record.consistent) {
-        throw new RpcError(`this node (${this.node}) was being resynced when it lost ${source}; its copy is incomplete, so it cannot be brought in service (manual, scenario 2). Bring the mirror in service on ${source}`);
-      }
-      if (!t.lostSourceInSync) {
-        throw new RpcError(`this node (${this.node}) has not seen ${source} since it started, so it cannot know whether ${source} wrote after this node went down (manual, scenario 4). Start ${source}: it goes in service and resyncs this node. If ${source} is lost for good: mirror_action ${tag} force ${this.node}`);
-      }
     }
     await this.promote(t, force ? 'forced' : `failover from ${source}`);
     return `${tag} in service on ${this.node} (${force ? 'forced' : `failover from ${source}`})`;
@@ -877,6 +883,12 @@ export class AgentDaemon {
     s.record.generations = discardToCommonAncestor(s.record.generations, survivor);
     await this.demote(s, survivor, false, `split brain resolved in favour of ${survivor}`);
     return `${tag}: this node (${this.node}) is now a target of ${survivor}; its diverged chunks will be resynced from ${survivor}`;
+  }
+
+  /** What the failover rules need to know about a copy here. */
+  copyState(e: SourceEntry | TargetEntry): CopyState {
+    if ('phase' in e) return { role: 'source', phase: e.phase, dataCorrupt: e.record.dataCorrupt };
+    return { role: 'target', connectedSource: e.connected, consistent: e.record.consistent, lostSourceInSync: e.lostSourceInSync, hasData: e.record.size > 0 };
   }
 
   private rewindStatus(t: TargetEntry): RewindLogStatus {

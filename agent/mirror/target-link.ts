@@ -316,6 +316,11 @@ export class TargetLink {
   }
 
   /** Connected, resync done: every write reaches this target in order. */
+  /** The target's node name (as PeerStream: the failover rules read it on every write). */
+  get node(): string {
+    return this.config.node;
+  }
+
   get mirroring(): boolean {
     return this.ready && this.socket !== null && this.state === 'mirroring';
   }

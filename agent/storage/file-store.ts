@@ -114,8 +114,9 @@ export class FileBlockStore implements BlockStore {
     private readonly isBlockDevice: boolean,
     private readonly io: FileIo,
     private readonly syncReadMax: number,
+    private readonly now: () => number,
   ) {
-    this.flusher = new AdaptiveFlush(io.fdatasyncSync ? (f) => io.fdatasyncSync!(f) : undefined, (f) => io.fdatasync(f));
+    this.flusher = new AdaptiveFlush(io.fdatasyncSync ? (f) => io.fdatasyncSync!(f) : undefined, (f) => io.fdatasync(f), now);
   }
 
   readonly syncWriteMax = SYNC_WRITE_MAX;
@@ -127,8 +128,11 @@ export class FileBlockStore implements BlockStore {
   }
 
   /** Opens a file or block device; errors name the path and say what to do. */
-  /** @param options.syncReadMax reads up to this size on the calling thread while fast (default TANDEM_SYNC_READ_MAX) */
-  static open(path: string, options: { readOnly: boolean; io?: FileIo; syncReadMax?: number }): FileBlockStore {
+  /**
+   * @param options.syncReadMax reads up to this size on the calling thread while fast (default TANDEM_SYNC_READ_MAX)
+   * @param options.now the clock in milliseconds that times reads and flushes (tests give their own)
+   */
+  static open(path: string, options: { readOnly: boolean; io?: FileIo; syncReadMax?: number; now?: () => number }): FileBlockStore {
     let st: fs.Stats;
     try {
       st = fs.statSync(path);
@@ -160,7 +164,7 @@ export class FileBlockStore implements BlockStore {
       fs.closeSync(fd);
       throw new OpenError(`${path} is empty (0 bytes). Give it a size first (for example: truncate -s 1G ${path}).`);
     }
-    return new FileBlockStore(fd, path, size, options.readOnly, st.isBlockDevice(), options.io ?? nodeFileIo, options.syncReadMax ?? SYNC_READ_MAX);
+    return new FileBlockStore(fd, path, size, options.readOnly, st.isBlockDevice(), options.io ?? nodeFileIo, options.syncReadMax ?? SYNC_READ_MAX, options.now ?? (() => performance.now()));
   }
 
   /**
@@ -192,10 +196,10 @@ export class FileBlockStore implements BlockStore {
     let done = 0;
     while (done < length) {
       let n: number;
-      if (length <= this.syncReadMax && this.io.preadSync && (this.poolReadsUntil === 0 || performance.now() >= this.poolReadsUntil)) {
-        const t0 = performance.now();
+      if (length <= this.syncReadMax && this.io.preadSync && (this.poolReadsUntil === 0 || this.now() >= this.poolReadsUntil)) {
+        const t0 = this.now();
         n = this.io.preadSync(this.fd, into, done, offset + done, length - done);
-        const t1 = performance.now();
+        const t1 = this.now();
         this.slowReads = slowRead(t1 - t0, length - done) ? this.slowReads + 1 : 0;
         this.poolReadsUntil = this.slowReads >= 2 ? t1 + POOL_READS_MS : 0;
       } else {

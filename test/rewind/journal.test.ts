@@ -104,15 +104,26 @@ describe('rewind log', () => {
     const { dir, store } = setup('logmax');
     const journal = RewindJournal.open(path.join(dir, 'log'), { maxBytes: 64 * 1024, segmentBytes: 16 * 1024 });
     const start = journal.startTime;
-    for (let i = 0; i < 40; i++) await journalledWrite(journal, store, (i % 200) * 4096, Buffer.alloc(4096, i));
+    // The disk after each write, with the time of that write's entry.
+    const after: Array<{ time: number; hash: string }> = [{ time: start, hash: sha256(await store.read(0, SIZE)) }];
+    for (let i = 0; i < 40; i++) {
+      const time = await journalledWrite(journal, store, (i % 200) * 4096, Buffer.alloc(4096, 0x10 + i));
+      after.push({ time, hash: sha256(await store.read(0, SIZE)) });
+    }
     expect(journal.totalBytes).toBeLessThanOrEqual(64 * 1024);
     expect(journal.droppedSegments).toBeGreaterThan(0);
     expect(journal.startTime).toBeGreaterThan(start);
     expect(() => journal.overlayAt(start)).toThrow(/begins at .* is before it/);
-    // The oldest time still offered gives the data as it was then.
+    // The oldest time still offered, and one a few writes later, give the disk as it was then: as after
+    // the last write made at or before that time.
+    const asOf = (t: number) => [...after].reverse().find((a) => a.time <= t)!.hash;
     const t = journal.startTime;
-    const v = new RewoundView(store, journal, journal.overlayAt(t), t, SIZE);
-    expect((await v.read(0, 4096))[0]).not.toBe(0x27);
+    const later = after[after.findIndex((a) => a.time > t) + 3]!.time;
+    for (const at of [t, later]) {
+      const v = new RewoundView(store, journal, journal.overlayAt(at), at, SIZE);
+      expect(sha256(await v.read(0, SIZE))).toBe(asOf(at));
+    }
+    expect(asOf(t)).not.toBe(after[after.length - 1]!.hash); // a view that ignored the log would fail
     await journal.close();
     await store.close();
   });

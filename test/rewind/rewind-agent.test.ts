@@ -75,9 +75,19 @@ describe('rewind log through real agents', () => {
     await tandemOk(eve, 'rewind', TAG, '--close');
     await adam.program('mirror_action', TAG, 'resume', 'adam', 'eve');
     await waitTargets(adam, TAG, (t) => t.node !== 'eve' || t.status === 'Fully Operational');
-    const writer = writeExport(adam, TAG, ...Array.from({ length: 200 }, (_, i) => `write -P ${(i % 200) + 1} ${(1 + (i % 8)) * 1024 * 1024} 256k`)).catch(() => '');
-    await new Promise((r) => setTimeout(r, 300));
+    const before = (await eve.status(TAG)).rewindLog.entries ?? 0;
+    let writerDone = false;
+    // The writer goes to the source, which keeps going without the killed target: it must succeed.
+    const writer = writeExport(adam, TAG, ...Array.from({ length: 2000 }, (_, i) => `write -P ${(i % 200) + 1} ${(1 + (i % 8)) * 1024 * 1024} 256k`))
+      .finally(() => (writerDone = true));
+    // Mid-journal: eve has journalled some of these writes, and more are coming.
+    const journalDeadline = Date.now() + 60_000;
+    while (((await eve.status(TAG)).rewindLog.entries ?? 0) < before + 10) {
+      if (Date.now() > journalDeadline || writerDone) throw new Error('eve did not journal the writes');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await eve.kill9();
+    expect(writerDone, 'the writer finished before eve was killed: the kill was not mid-journal').toBe(false);
     await writer;
     running.splice(running.indexOf(eve), 1);
     const eve2 = await startAgent(eve.home, 'eve', eve.port);

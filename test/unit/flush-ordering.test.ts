@@ -47,11 +47,13 @@ describe('FileBlockStore system-call order', () => {
     };
   }
 
+  /** The store's clock: only the fake I/O below advances it, so a preempted test thread changes nothing. */
+  let clock = 0;
   function openWith(io: FileIo, syncReadMax?: number): FileBlockStore {
     const dir = tempDir('order');
     const file = path.join(dir, 'disk.img');
     fs.writeFileSync(file, Buffer.alloc(1 << 20));
-    return FileBlockStore.open(file, { readOnly: false, io, ...(syncReadMax !== undefined ? { syncReadMax } : {}) });
+    return FileBlockStore.open(file, { readOnly: false, io, now: () => clock, ...(syncReadMax !== undefined ? { syncReadMax } : {}) });
   }
 
   it('a FUA write resolves only after fdatasync has completed', async () => {
@@ -111,8 +113,7 @@ describe('FileBlockStore system-call order', () => {
       },
       preadSync: (_fd, _into, _o, _p, len) => {
         calls.push('sync');
-        const until = performance.now() + (slow ? 5 : 0);
-        while (performance.now() < until); // a read that waited for the device
+        clock += slow ? 5 : 0.01; // a read that waited for the device, or a page-cache copy
         return len;
       },
     };
@@ -137,8 +138,7 @@ describe('FileBlockStore system-call order', () => {
       },
       fdatasyncSync: () => {
         calls.push('sync');
-        const until = performance.now() + 5;
-        while (performance.now() < until); // a flush that waited for the device's cache
+        clock += 5; // a flush that waited for the device's cache
       },
     };
     const store = openWith(io);

@@ -69,7 +69,12 @@ describe('target session', () => {
 
   it('applies nothing of the new connection before the old one stopped applying', async () => {
     const disk = new HeldDisk();
-    const listener = new ReplicationListener({ admit: () => ({ store: disk, welcome: { generations: freshGenerations(false), consistent: true, dirty: '' } }) }, 't', createLogger('test', 'error'));
+    // Called as each session parses its first frame after HELLO: shows the new write has arrived.
+    let firstFrames = 0;
+    const listener = new ReplicationListener({
+      admit: () => ({ store: disk, welcome: { generations: freshGenerations(false), consistent: true, dirty: '' } }),
+      onSourceHasOurBits: () => void firstFrames++,
+    }, 't', createLogger('test', 'error'));
     const port = await listener.listen('127.0.0.1', 0);
     cleanup.push(() => listener.close());
 
@@ -80,7 +85,9 @@ describe('target session', () => {
     const fresh = await connectSource(port); // replaces the old connection (which the source dropped)
     fresh.socket.write(encodeWrite(2, 0, [Buffer.alloc(4096, 2)]));
     fresh.socket.write(encodeSeqFrame(FrameType.FLUSH, 3));
-    await new Promise((r) => setTimeout(r, 100)); // time for the new write to arrive (and, wrongly, be applied)
+    await until(() => firstFrames === 2); // the new write has been received…
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); // …and, wrongly, would be applied by now
+    expect(disk.writes).toBe(1);
     disk.release!();
     await until(() => fresh.frames.some((f) => f.type === FrameType.ACK && f.seq === 3));
     old.socket.destroy();

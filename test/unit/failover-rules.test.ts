@@ -128,7 +128,7 @@ describe('who is newest, and who may take over (for a cluster manager)', () => {
       { node: 'S2', generations: s2, state: target() },
     ];
     expect(newestCopies(copies).sort()).toEqual(['S1', 'S2']); // same data: either
-    expect(successorEligibility(copies[1], copies)).toEqual({ node: 'S2', eligible: true, reasons: ['newest'] });
+    expect(successorEligibility(copies[1]!, copies)).toEqual({ node: 'S2', eligible: true, reasons: ['newest'] });
   });
 
   it('scenario 1 with three nodes: the in-sync target is eligible, the one being resynced is not', () => {
@@ -141,27 +141,27 @@ describe('who is newest, and who may take over (for a cluster manager)', () => {
       { node: 'S3', generations: s3, state: target({ consistent: false, hasData: true }) },
     ];
     expect(newestCopies(copies).sort()).toEqual(['S1', 'S2']);
-    expect(successorEligibility(copies[1], copies).eligible).toBe(true);
-    expect(successorEligibility(copies[2], copies)).toEqual({ node: 'S3', eligible: false, reasons: ['not-newest', 'incomplete-copy'] });
+    expect(successorEligibility(copies[1]!, copies).eligible).toBe(true);
+    expect(successorEligibility(copies[2]!, copies)).toEqual({ node: 'S3', eligible: false, reasons: ['not-newest', 'incomplete-copy'] });
   });
 
   it('scenario 2 and 4: a copy that may not go in service is not eligible, and says why', () => {
     const { s1, s2 } = inSyncPair();
     const copies: CopyView[] = [{ node: 'S1', generations: s1, state: source('in service') }, { node: 'S2', generations: s2, state: target({ lostSourceInSync: false }) }];
-    expect(successorEligibility(copies[1], copies)).toEqual({ node: 'S2', eligible: false, reasons: ['source-not-seen'] });
+    expect(successorEligibility(copies[1]!, copies)).toEqual({ node: 'S2', eligible: false, reasons: ['source-not-seen'] });
   });
 
   it('the source wrote after the target was lost: the target is not newest', () => {
     const { s1, s2 } = inSyncPair();
     const copies: CopyView[] = [{ node: 'S1', generations: rotate(s1), state: source('out of service') }, { node: 'S2', generations: s2, state: target() }];
     expect(newestCopies(copies)).toEqual(['S1']);
-    expect(successorEligibility(copies[1], copies)).toEqual({ node: 'S2', eligible: false, reasons: ['not-newest'] });
+    expect(successorEligibility(copies[1]!, copies)).toEqual({ node: 'S2', eligible: false, reasons: ['not-newest'] });
   });
 
   it('split brain: nobody is newest; only an administrator chooses', () => {
     const { s1, s2 } = inSyncPair();
     const copies: CopyView[] = [{ node: 'S1', generations: rotate(s1), state: source('in service') }, { node: 'S2', generations: rotate(s2), state: source('in service') }];
     expect(newestCopies(copies)).toEqual([]);
-    expect(successorEligibility(copies[1], copies)).toEqual({ node: 'S2', eligible: false, reasons: ['split-brain'] });
+    expect(successorEligibility(copies[1]!, copies)).toEqual({ node: 'S2', eligible: false, reasons: ['split-brain'] });
   });
 });

@@ -143,6 +143,28 @@ describe('switchover, out of service, split brain', () => {
     expect(sha256File(adamDisk)).toBe(sha256File(eveDisk));
   });
 
+  it('out of service on the source, then in service on its target: the old source becomes the target, disks equal, only the new source holds last_owner', async () => {
+    const { adam, eve, adamDisk, eveDisk } = await pair('oos-then-target');
+    await tandemOk(adam, 'outofservice', tag);
+    await until(eve, (m) => m.source === null, 'eve sees the source gone');
+    expect(await tandemOk(eve, 'inservice', tag)).toContain(`${tag} in service on eve`);
+    await write(eve, 'write -P 0x5e 1M 1M');
+    // adam, out of service with data eve's descends from, gives way: it becomes eve's target.
+    const old = await until(adam, (m) => m.role === 'target' && m.source === 'eve', 'adam a target of eve');
+    expect(old.lastOwner).toBe(false);
+    const st = await waitTargets(eve, tag, inSync);
+    expect(st.targets[0]).toMatchObject({ node: 'adam', status: 'Fully Operational' });
+    // Only the 1 MiB eve wrote is resynced, not the whole disk.
+    expect(st.targets[0]!.resyncBytes).toBeLessThanOrEqual(1024 * 1024 + CHUNK);
+    expect(sha256File(adamDisk)).toBe(sha256File(eveDisk));
+    expect(fs.existsSync(path.join(eve.home, 'state', 'flags', `${tag}_last_owner`))).toBe(true);
+    expect(fs.existsSync(path.join(adam.home, 'state', 'flags', `${tag}_last_owner`))).toBe(false);
+    const adamSays = await adam.tandem('status', tag);
+    expect(adamSays.stdout).not.toContain('last_owner');
+    // In service on adam again is an ordinary switchover back.
+    expect(await tandemOk(adam, 'inservice', tag)).toBe(`${tag} switched over: in service on adam; eve is now its target\n`);
+  });
+
   it('split brain: both sides write while cut apart; detected on both, never resynced by itself; resolved, the survivor\'s data is kept', async () => {
     let relay: Link | null = null;
     const { adam, eve, adamDisk, eveDisk } = await pair('split', async (e) => {

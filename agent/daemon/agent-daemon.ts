@@ -11,6 +11,7 @@ import { makeExport } from '../nbd/export.js';
 import { NbdServer, SimpleCatalog } from '../nbd/server.js';
 import { SourceMirror } from '../mirror/source-mirror.js';
 import { probeExpired } from '../mirror/failover-rules.js';
+import { decide } from '../mirror/generations.js';
 import { ReplicationListener, type Admission } from '../replication/target-server.js';
 import { loadNodeCredentials, type NodeCredentials } from '../replication/transport.js';
 import type { Hello, Switched } from '../replication/wire.js';
@@ -50,6 +51,8 @@ export class AgentDaemon implements DaemonActions, DaemonCore {
   readonly paths: AgentPaths;
   private readonly stateFile: string;
   private readonly sources = new Map<string, SourceCopy>();
+  /** Out-of-service copies being demoted to a target of the source that went in service elsewhere. */
+  private readonly givingWay = new WeakSet<SourceCopy>();
   private readonly targets = new Map<string, TargetCopy>();
   private replication!: ReplicationListener;
   private creds: NodeCredentials | null = null;
@@ -256,6 +259,20 @@ export class AgentDaemon implements DaemonActions, DaemonCore {
   /** A source connects: this node's answer (its copy's generations, or why not). */
   private admitSource(tag: string, hello: Hello, remoteAddress: string): Admission {
     const s = this.sources.get(tag);
+    if (s && s.phase.name === 'out of service' && hello.source !== this.node) {
+      // Out of Service here, and the connecting source holds this node's data or newer: it was brought in
+      // service there (the manual: a switchover), so this copy becomes its target. The link retries.
+      const verdict = decide(s.record.generations, this.node, hello.generations, hello.source);
+      if (verdict === 'peer-newer' || verdict === 'partial') {
+        if (!this.givingWay.has(s)) {
+          this.givingWay.add(s);
+          void this.demote(s, hello.source, false, `${hello.source} went in service while this node was out of service`)
+            .catch((e: Error) => this.log.error(`demoting ${tag}: ${e.message}`))
+            .finally(() => this.givingWay.delete(s));
+        }
+        return { message: `this node (${this.node}) is out of service and is becoming a target of ${hello.source}; connect again` };
+      }
+    }
     if (s) {
       return {
         message: `this node (${this.node}) is itself the source of "${tag}" (${s.phaseName})`,

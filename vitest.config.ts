@@ -8,6 +8,9 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // expect.poll waits on real agents and a real browser: a busy 2-core machine is slow, not broken
+    // (Vitest's own default is 1 s).
+    expect: { poll: { timeout: 30_000, interval: 100 } },
     reporters: ['default', './test/summary-reporter.ts'],
   },
 });

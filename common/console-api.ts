@@ -2,12 +2,37 @@
 // runs in Electron's main process (IPC through the preload) or as the browser-mode server (WebSocket).
 // Every argument is described by a zod schema so both entry points validate it the same way.
 import { z } from 'zod';
-import type { MirrorStatus } from './mirror-status.js';
+import type { MirrorStatus, ReplicationMode } from './mirror-status.js';
 import type { HierarchyRequest } from './hierarchy.js';
-import type { ExtendForm } from './wizard-rules.js';
 import { checkResourceDatabase, MAX_PRIORITY, MAX_RESOURCES, MAX_SERVERS, MIN_PRIORITY, ResourceDatabaseError, TAG_PATTERN, type ResourceDatabase } from './resource-database.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+export interface ReplicationPairForm {
+  /** The existing server paired with the new target. */
+  other: string;
+  /** The address pair from the comm paths: [target side, other side]. */
+  addresses: [string, string];
+  mode: ReplicationMode;
+}
+
+/** The Pre-Extend Wizard's answers (wizard-rules.ts checks them; the backend's extendHierarchy takes them). */
+export interface ExtendForm {
+  templateServer: string;
+  tag: string;
+  targetServer: string;
+  switchback: 'intelligent' | 'automatic';
+  /** Only on the first extend of the hierarchy (null otherwise). */
+  templatePriority: number | null;
+  targetPriority: number;
+  /** Only with a file system over the mirror. */
+  mountPoint: string;
+  rootTag: string;
+  targetDisk: string;
+  dataKeeperTag: string;
+  bitmapFile: string;
+  pairs: ReplicationPairForm[];
+}
+
 export const serverName = z.string().regex(NAME, 'a server name is 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit');
 const hostName = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/, 'a host is a DNS name or an IP address');
 const port = z.number().int().min(1).max(65535);

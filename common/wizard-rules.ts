@@ -2,9 +2,9 @@
 // In Service / Out of Service, Create / Delete Dependency), pure so they are unit tested and shared by
 // the renderer (errors beside each field, step by step) and the backend (which checks again before it
 // touches a node). Create Resource Hierarchy's rules are common/hierarchy-rules.ts, the agent's own.
-import type { AuthMethod, ClusterView, CommPath, ServerDefinitionInput } from './console-api.js';
+import type { AuthMethod, ClusterView, CommPath, ExtendForm, ReplicationPairForm, ServerDefinitionInput } from './console-api.js';
 import type { DiskCandidate } from './hierarchy.js';
-import type { MirrorStatus, ReplicationMode } from './mirror-status.js';
+import type { MirrorStatus } from './mirror-status.js';
 import { MAX_PRIORITY, MIN_PRIORITY, type ResourceDatabase, type ResourceDefinition } from './resource-database.js';
 import { posixIsAbsolute, posixJoin, posixNormalize } from './posix-path.js';
 
@@ -170,30 +170,8 @@ export function dataKeeperTagOf(db: ResourceDatabase, cluster: ClusterView, tag:
 
 // ---- Pre-Extend and Extend ----
 
-export interface ReplicationPairForm {
-  /** The existing server paired with the new target. */
-  other: string;
-  /** The address pair from the comm paths: [target side, other side]. */
-  addresses: [string, string];
-  mode: ReplicationMode;
-}
 
-export interface ExtendForm {
-  templateServer: string;
-  tag: string;
-  targetServer: string;
-  switchback: 'intelligent' | 'automatic';
-  /** Only on the first extend of the hierarchy (null otherwise). */
-  templatePriority: number | null;
-  targetPriority: number;
-  /** Only with a file system over the mirror. */
-  mountPoint: string;
-  rootTag: string;
-  targetDisk: string;
-  dataKeeperTag: string;
-  bitmapFile: string;
-  pairs: ReplicationPairForm[];
-}
+export type { ExtendForm, ReplicationPairForm } from './console-api.js';
 
 /** What Extend knows about the cluster when it checks a step. */
 export interface ExtendFacts {

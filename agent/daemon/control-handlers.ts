@@ -7,11 +7,13 @@ import { splitAddress, type TargetLink } from '../mirror/target-link.js';
 import { freshGenerations } from '../mirror/generations.js';
 import { RpcError, type Handler } from '../control/json-rpc.js';
 import type { ReplicationMode } from '../../common/mirror-status.js';
-import { DEFAULT_ASYNC_LIMIT, DEFAULT_CHUNK_SIZE, freeSlot, type MirrorRecord } from './mirror-record.js';
+import { DEFAULT_ASYNC_LIMIT, DEFAULT_CHUNK_SIZE, freeSlot, type SourceRecord, type TargetRecord } from './mirror-record.js';
 import { bringUpResource, gatherHierarchyContext, HierarchyValidationError, planResource } from '../resources/create-resource.js';
 import { listDisks } from '../resources/eligible-disks.js';
 import type { HierarchyRequest } from '../../common/hierarchy.js';
-import type { AgentDaemon, SourceEntry, TargetEntry } from './agent-daemon.js';
+import type { DaemonActions } from './actions.js';
+import type { SourceCopy } from './source-copy.js';
+import type { TargetCopy } from './target-copy.js';
 import { RewindError } from '../rewind/target-rewind.js';
 import { JournalError } from '../rewind/journal.js';
 import { MAX_BOOKMARK_NAME } from '../replication/wire.js';
@@ -112,15 +114,19 @@ async function rewindErrors<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-function newRecord(fields: Pick<MirrorRecord, 'tag' | 'disk' | 'bitmap' | 'chunkSize' | 'asyncLimit' | 'resyncRate' | 'compression' | 'role'>): MirrorRecord {
-  return {
-    ...fields, size: 0, inService: fields.role === 'source', targets: [], members: [], source: null, slots: {},
-    generations: freshGenerations(fields.role === 'source'), lastOwner: fields.role === 'source', dataCorrupt: false,
-    consistent: fields.role === 'source', logdir: '', logmax: 0,
-  };
+type NewRecordFields = Pick<SourceRecord, 'tag' | 'disk' | 'bitmap' | 'chunkSize' | 'asyncLimit' | 'resyncRate' | 'compression'>;
+
+/** A new mirror's source copy: the last owner, in service, data that is its own generation. */
+function newSourceRecord(fields: NewRecordFields): SourceRecord {
+  return { ...fields, role: 'source', size: 0, inService: true, targets: [], generations: freshGenerations(true), lastOwner: true, dataCorrupt: false, logdir: '', logmax: 0 };
 }
 
-export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
+/** A new target volume: no data yet (not consistent), no source heard from. */
+function newTargetRecord(fields: NewRecordFields): TargetRecord {
+  return { ...fields, role: 'target', size: 0, members: [], source: null, slots: {}, generations: freshGenerations(false), consistent: false, logdir: '', logmax: 0 };
+}
+
+export function controlHandlers(d: DaemonActions): Record<string, Handler> {
   const cluster = () => {
     if (!d.cluster) throw new RpcError('the cluster manager is not running on this node');
     return d.cluster;
@@ -128,10 +134,10 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
   const notHere = (tag: string) => new RpcError(`no mirror "${tag}" on this node (${d.node}); see: tandem status`);
 
   /** The source copy of `tag`, in service (or at least open) here. */
-  const source = (tag: string, needOpen = true): SourceEntry => {
-    const s = d.sources.get(tag);
+  const source = (tag: string, needOpen = true): SourceCopy => {
+    const s = d.sourceCopy(tag);
     if (!s) {
-      if (d.targets.has(tag)) throw new RpcError(`this node (${d.node}) is a target of "${tag}", not its source; run this on the source node`);
+      if (d.targetCopy(tag)) throw new RpcError(`this node (${d.node}) is a target of "${tag}", not its source; run this on the source node`);
       throw notHere(tag);
     }
     if (needOpen && !s.mirror) throw new RpcError(`"${tag}" is out of service on this node; bring it in service first (tandem inservice ${tag})`);
@@ -139,19 +145,19 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
   };
 
   /** The target copy of `tag` here; on the source, `onSource` says why this runs on a target. */
-  const target = (tag: string, onSource = 'this runs on a target'): TargetEntry => {
-    const t = d.targets.get(tag);
+  const target = (tag: string, onSource = 'this runs on a target'): TargetCopy => {
+    const t = d.targetCopy(tag);
     if (t) return t;
-    const s = d.sources.get(tag);
+    const s = d.sourceCopy(tag);
     if (s) {
-      const targets = (s.mirror?.links.map((l) => l.config.node) ?? s.record.targets.map((x) => x.node)).join(', ') || 'none yet';
+      const targets = s.targets().map((x) => x.node).join(', ') || 'none yet';
       throw new RpcError(`this node (${d.node}) is the source of "${tag}"; ${onSource} (targets: ${targets}): run this there`);
     }
     throw notHere(tag);
   };
 
   /** A time given directly or as a bookmark's name. */
-  const rewindTime = (t: TargetEntry, time: number | undefined, bookmark: string | undefined): number => {
+  const rewindTime = (t: TargetCopy, time: number | undefined, bookmark: string | undefined): number => {
     if ((time === undefined) === (bookmark === undefined)) throw new RpcError('give the rewind point either as "time" or as "bookmark"', INVALID);
     if (time !== undefined) return time;
     const journal = t.rewind.journal;
@@ -164,7 +170,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
     return b.time;
   };
 
-  const selectLinks = (s: SourceEntry, nodes: string[]): TargetLink[] => {
+  const selectLinks = (s: SourceCopy, nodes: string[]): TargetLink[] => {
     const links = s.mirror!.links;
     if (nodes.length === 0) return links.slice();
     return nodes.map((n) => {
@@ -177,8 +183,10 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
   const protectedDevices = (): Set<string> => {
     const set = new Set<string>();
     const real = (x: string) => (fs.existsSync(x) ? fs.realpathSync(x) : x);
-    for (const e of [...d.sources.values(), ...d.targets.values()]) set.add(real(e.record.disk));
-    for (const s of d.sources.values()) if (s.resource) set.add(s.resource.device);
+    for (const e of d.copies()) {
+      set.add(real(e.record.disk));
+      if (e.record.role === 'source' && (e as SourceCopy).resource) set.add((e as SourceCopy).resource!.device);
+    }
     return set;
   };
 
@@ -190,7 +198,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
   };
 
   const checkNewDisk = (tag: string, disk: string) => {
-    if (d.sources.has(tag) || d.targets.has(tag)) throw new RpcError(`mirror "${tag}" already exists on this node`);
+    if (d.sourceCopy(tag) || d.targetCopy(tag)) throw new RpcError(`mirror "${tag}" already exists on this node`);
     const used = d.diskInUse(disk);
     if (used) throw new RpcError(`${disk} is already protected by ${used}`);
   };
@@ -248,9 +256,8 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const compression = a.int('compression', 0, 0, 9);
       checkNewDisk(tag, disk);
       const bitmap = bitmapPath(tag, a.optStr('bitmap'));
-      const record = newRecord({ tag, disk, bitmap, chunkSize, asyncLimit, resyncRate, compression, role: 'source' });
-      await d.openSource(record, 'in service');
-      d.persist();
+      const record = newSourceRecord({ tag, disk, bitmap, chunkSize, asyncLimit, resyncRate, compression });
+      await d.createSource(record);
       return { tag, export: d.paths.exportSocket(tag), size: record.size };
     },
 
@@ -260,9 +267,8 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const disk = a.path('disk');
       checkNewDisk(tag, disk);
       const bitmap = bitmapPath(tag, a.optStr('bitmap'));
-      const record = newRecord({ tag, disk, bitmap, chunkSize: DEFAULT_CHUNK_SIZE, asyncLimit: DEFAULT_ASYNC_LIMIT, resyncRate: 0, compression: 0, role: 'target' });
-      d.openTarget(record);
-      d.persist();
+      const record = newTargetRecord({ tag, disk, bitmap, chunkSize: DEFAULT_CHUNK_SIZE, asyncLimit: DEFAULT_ASYNC_LIMIT, resyncRate: 0, compression: 0 });
+      d.acceptTarget(record);
       return { tag, disk, replication: d.info().replication };
     },
 
@@ -286,19 +292,14 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       if (node === d.node) throw new RpcError('a mirror cannot target its own source node');
       if (mirror.links.some((l) => l.config.node === node)) throw new RpcError(`${node} is already a target of "${s.record.tag}"`);
       if (mirror.links.length >= MAX_TARGETS) throw new RpcError(`mirror "${s.record.tag}" already has ${MAX_TARGETS} targets, the maximum`);
-      const slots = { ...s.record.slots };
-      for (const l of mirror.links) slots[l.config.node] = l.slot;
-      delete slots[node];
+      const slots = s.slotsInUse();
       const slot = freeSlot(slots, MAX_TARGETS);
       // A new target starts with every chunk dirty (full resync) unless told the data is new.
       if (initialSync === 'none') await mirror.log.clearAll(slot);
       else await mirror.log.setAll(slot);
-      s.record.slots[node] = slot;
-      // '' = it never held a copy: its bitmap (just set) says everything it needs.
-      s.record.generations.peers[node] = '';
       mirror.addTarget({ node, address, localAddress, mode, slot, paused: false }, initialSync === 'checksum');
       refreshMembers(mirror.links.filter((l) => l.config.node !== node));
-      d.persist();
+      s.extended(node);
       return { tag: s.record.tag, node, slot };
     },
 
@@ -308,34 +309,24 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const node = a.node('node');
       const link = s.mirror!.removeTarget(node);
       if (!link) throw new RpcError(`"${node}" is not a target of "${s.record.tag}"`);
-      delete s.record.slots[node];
-      delete s.record.generations.peers[node];
       refreshMembers(s.mirror!.links);
-      d.persist();
+      s.unextended(node);
       return { tag: s.record.tag, node };
     },
 
     'mirror.release': async (p) => {
       const a = new Params(p, 'mirror.release', ['tag']);
       const tag = a.tag();
-      const t = d.targets.get(tag);
+      const t = d.targetCopy(tag);
       if (!t) throw new RpcError(`this node (${d.node}) is not a target of "${tag}"`);
-      await t.rewind.remove(); // its history ends with the copy
-      d.targets.delete(tag);
-      await d.closeTarget(t);
-      if (t.record.bitmap) fs.rmSync(t.record.bitmap, { force: true });
-      d.persist([tag]);
+      await d.releaseTarget(t);
       return { tag };
     },
 
     'mirror.delete': async (p) => {
       const a = new Params(p, 'mirror.delete', ['tag']);
       const tag = a.tag();
-      const s = source(tag, false);
-      await d.closeSource(s);
-      d.sources.delete(tag);
-      if (s.record.bitmap) fs.rmSync(s.record.bitmap, { force: true });
-      d.persist([tag]);
+      await d.deleteSource(source(tag, false));
       return { tag };
     },
 
@@ -349,10 +340,10 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const setting = a.oneOf('setting', ['logdir', 'logmax', 'compress', 'resyncrate'], 'compress');
       const value = a.optStr('value');
       if (value === undefined) throw new RpcError('missing parameter "value"', INVALID);
-      const entry = d.sources.get(tag) ?? d.targets.get(tag);
+      const entry = d.sourceCopy(tag) ?? d.targetCopy(tag);
       if (!entry) throw notHere(tag);
       const r = entry.record;
-      const mirror = d.sources.get(tag)?.mirror ?? null;
+      const mirror = d.sourceCopy(tag)?.mirror ?? null;
       if (setting === 'compress') {
         if (!/^[0-9]$/.test(value)) throw new RpcError(`compress takes a level from 0 (off) to 9 (best), not "${value}"`, INVALID);
         r.compression = Number(value);
@@ -376,8 +367,8 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       d.persist();
       // A target that no source replicates into (paused) takes the log settings now: they are in
       // effect when the mirror is resumed, as the manual says.
-      const t = d.targets.get(tag);
-      if (t && !t.connected && (setting === 'logdir' || setting === 'logmax')) await d.syncRewindLog(t);
+      const t = d.targetCopy(tag);
+      if (t && !t.connected && (setting === 'logdir' || setting === 'logmax')) await t.syncRewindLog();
       return { tag, setting, value, takesEffect: 'at the next pause and resume' };
     },
 
@@ -449,7 +440,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const request = p.request as HierarchyRequest;
       if (!request || typeof request !== 'object' || Array.isArray(request)) throw new RpcError('missing parameter "request" (a hierarchy request: type, switchback, server, …)', INVALID);
       if (request.server !== d.node) throw new RpcError(`request.server: this node is ${d.node}, not "${String(request.server)}"; create the hierarchy on its source server`, INVALID);
-      const tagsInUse = [...d.sources.values(), ...d.targets.values()].flatMap((e) => [e.record.tag, e.record.fileSystem?.tag ?? '']).filter(Boolean);
+      const tagsInUse = d.copies().flatMap((e) => [e.record.tag, e.record.fileSystem?.tag ?? '']).filter(Boolean);
       const ctx = await gatherHierarchyContext({ node: d.node, tagsInUse, protectedDevices: protectedDevices() });
       let plan;
       try {
@@ -458,15 +449,15 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
         if (err instanceof HierarchyValidationError) throw new RpcError(`the hierarchy request has errors: ${err.message}`, INVALID);
         throw new RpcError((err as Error).message);
       }
-      const record = newRecord({
+      const record = newSourceRecord({
         tag: plan.tag, disk: plan.disk, bitmap: bitmapPath(plan.tag, plan.bitmapFile || undefined), chunkSize: DEFAULT_CHUNK_SIZE,
-        asyncLimit: DEFAULT_ASYNC_LIMIT, resyncRate: 0, compression: 0, role: 'source',
+        asyncLimit: DEFAULT_ASYNC_LIMIT, resyncRate: 0, compression: 0,
       });
       record.asyncAllowed = request.asyncReplication === true;
-      let entry: SourceEntry;
+      let entry: SourceCopy;
       try {
         checkNewDisk(plan.tag, plan.disk);
-        entry = await d.openSource(record, 'in service');
+        entry = await d.createSource(record);
       } catch (err) {
         await plan.undo();
         throw err;
@@ -475,14 +466,11 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
         record.fileSystem = { tag: request.fileSystemTag ?? `${plan.fstype}${plan.mountPoint.replace(/\//g, '-')}`, mountPoint: plan.mountPoint, fstype: plan.fstype };
         try {
           const up = await bringUpResource(plan, { socket: d.paths.exportSocket(plan.tag), workDir: path.join(d.paths.runDir, 'attach', plan.tag) });
-          entry.resource = { device: up.device, takeDown: up.takeDown };
+          entry.resourceMounted(up.device, up.takeDown);
         } catch (err) {
           // Nothing half-made stays: the mirror goes, an existing file system is mounted back on its disk.
-          await d.closeSource(entry);
-          d.sources.delete(plan.tag);
-          if (record.bitmap) fs.rmSync(record.bitmap, { force: true });
+          await d.deleteSource(entry);
           await plan.undo().catch(() => undefined);
-          d.persist([plan.tag]);
           throw new RpcError(`creating ${request.type === 'new' ? 'the new file system' : 'the mirror of the file system'} failed: ${(err as Error).message}`);
         }
       }
@@ -525,7 +513,7 @@ export function controlHandlers(d: AgentDaemon): Record<string, Handler> {
       const a = new Params(p, 'mirror.bookmark', ['tag', 'name']);
       const tag = a.tag();
       const name = bookmarkName(a.str('name'));
-      const s = d.sources.get(tag);
+      const s = d.sourceCopy(tag);
       if (s) {
         if (!s.mirror) throw new RpcError(`"${tag}" is out of service on this node; bring it in service first (tandem inservice ${tag})`);
         // In the write stream: the same point of the data on every target.

@@ -3,8 +3,7 @@ import type { IntentLog } from '../intent-log/bitmap.js';
 import type { BlockStore } from '../storage/block-store.js';
 import type { ChunkLocks } from './chunk-locks.js';
 import type { Hello, Refusal, Switched, Welcome } from '../replication/wire.js';
-import type { LinkState } from '../../common/mirror-status.js';
-import type { TargetLink } from './target-link.js';
+import type { LinkState, ReplicationMode, TargetStatus } from '../../common/mirror-status.js';
 import type { NodeCredentials } from '../replication/transport.js';
 
 /** Why a link may not sync with its peer, shown in status until it changes. */
@@ -13,28 +12,53 @@ export interface LinkBlock {
   message: string;
 }
 
+export interface TargetConfig {
+  /** The target's node name, as it reports itself. */
+  node: string;
+  /** The target agent's replication address, host:port (the remote end of the replication path). */
+  address: string;
+  /** Optional local address to connect from (the local end of the replication path). */
+  localAddress?: string;
+  mode: ReplicationMode;
+  /** This target's slot in the intent log (0–6). */
+  slot: number;
+  paused: boolean;
+}
+
+/** A link to one target as the failover policy sees it (TargetLink is one). */
+export interface PolicyLink {
+  readonly config: TargetConfig;
+  readonly slot: number;
+  readonly mirroring: boolean;
+  status(): TargetStatus;
+  /** Waits until every write sent is acknowledged; false on timeout or a lost connection. */
+  drain(timeoutMs: number): Promise<boolean>;
+  /** Sends a generation notice in the write stream; its sequence number. */
+  sendGeneration(current: string | undefined, consistent: boolean): number;
+}
+
 /** The failover rules a mirror follows toward each target (implemented by the daemon). */
 export interface MirrorPolicy {
   /** What HELLO says beyond the geometry: our generations, the members, our address. */
-  hello(link: TargetLink): Pick<Hello, 'generations' | 'members' | 'sourceAddress' | 'fileSystem'>;
+  hello(link: PolicyLink): Pick<Hello, 'generations' | 'members' | 'sourceAddress' | 'fileSystem'>;
   /** After WELCOME: decide from both sides' generations; 'go' once the target's bits are merged durably. */
-  admit(link: TargetLink, welcome: Welcome): Promise<'go' | LinkBlock>;
+  admit(link: PolicyLink, welcome: Welcome): Promise<'go' | LinkBlock>;
   /** The peer refused because it is a source of this mirror itself. */
-  peerIsSource(link: TargetLink, refusal: Refusal): LinkBlock | null;
+  peerIsSource(link: PolicyLink, refusal: Refusal): LinkBlock | null;
   /** End of a resync pass: the generation the target now holds. */
-  inSync(link: TargetLink): string;
+  inSync(link: PolicyLink): string;
   /**
    * A generation notice naming `current` (sent by inSync's pass end or a rotation) was acknowledged (the
    * target holds that generation durably), or its connection closed first (acknowledged false: it may
    * or may not).
    */
-  noticeSettled?(link: TargetLink, current: string, acknowledged: boolean): void;
+  noticeSettled?(link: PolicyLink, current: string, acknowledged: boolean): void;
   /** The link lost its connection. */
-  linkDown?(link: TargetLink): void;
+  linkDown?(link: PolicyLink): void;
   /** The target asks to take over (switchover). */
-  switchover(link: TargetLink): Promise<Switched>;
+  switchover(link: PolicyLink): Promise<Switched>;
   /** A positive switchover answer has left for the target. */
-  afterSwitchover?(link: TargetLink): void;
+  afterSwitchover?(link: PolicyLink): void;
   /** Before each write: a promise while a new generation is being made durable, else null (cheap). */
   beforeWrite?(): Promise<void> | null;
 }

@@ -11,21 +11,10 @@ import {
   MAX_HASH_CHUNKS, pooledWriteFrame, PROTOCOL, PROTOCOL_VERSION, ProtocolError, setFrameSeq, WRITE_HEADER_LENGTH, type Welcome,
 } from '../replication/wire.js';
 import { compressWrite } from './compress.js';
-import type { MirrorCore } from './mirror-core.js';
-import type { LinkState, TargetStatus, ReplicationMode } from '../../common/mirror-status.js';
+import type { MirrorCore, TargetConfig } from './mirror-core.js';
+import type { LinkState, TargetStatus } from '../../common/mirror-status.js';
 
-export interface TargetConfig {
-  /** The target's node name, as it reports itself. */
-  node: string;
-  /** The target agent's replication address, host:port (the remote end of the replication path). */
-  address: string;
-  /** Optional local address to connect from (the local end of the replication path). */
-  localAddress?: string;
-  mode: ReplicationMode;
-  /** This target's slot in the intent log (0–6). */
-  slot: number;
-  paused: boolean;
-}
+export type { TargetConfig } from './mirror-core.js';
 
 /**
  * A connected target that acknowledges nothing for this long while messages wait is given up (the
@@ -316,6 +305,11 @@ export class TargetLink {
   }
 
   /** Connected, resync done: every write reaches this target in order. */
+  /** The target's node name (as PeerStream: the failover rules read it on every write). */
+  get node(): string {
+    return this.config.node;
+  }
+
   get mirroring(): boolean {
     return this.ready && this.socket !== null && this.state === 'mirroring';
   }

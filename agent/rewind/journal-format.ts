@@ -76,10 +76,12 @@ export function decodeSegmentHeader(b: Buffer): SegmentHeader | string {
   return { segment: b.readUInt32BE(12), validFrom: b.readDoubleBE(16) };
 }
 
-export function encodeRecordHeader(h: RecordHeader): Buffer {
-  const b = Buffer.alloc(RECORD_HEADER);
+/** Encodes a record header at `at` of `into` (an append encodes all its headers into one buffer). */
+export function encodeRecordHeaderInto(h: RecordHeader, into: Buffer, at: number): Buffer {
+  const b = into.subarray(at, at + RECORD_HEADER);
   b.writeUInt32BE(RECORD_MAGIC, 0);
   b.writeUInt8(h.kind, 4);
+  b.fill(0, 5, 8);
   b.writeUInt32BE(h.length, 8);
   b.writeUInt32BE(h.dataCrc, 12);
   b.writeDoubleBE(h.time, 16);

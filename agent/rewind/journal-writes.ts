@@ -14,39 +14,72 @@ const SYNC_READ_MAX = 64 * 1024;
 /** Appended (durably) at most this much at a time, so a huge zeroing does not sit in memory at once. */
 const APPEND_BYTES = 64 * 1024 * 1024;
 
+/** Old data of ops that follow each other on the disk is read at once, up to this much per read. */
+const READ_RUN_MAX = 4 * 1024 * 1024;
+
+/** One record's worth of old data: `length` bytes at `offset`. */
+interface Span {
+  offset: number;
+  length: number;
+}
+
 /**
  * Journals the ops in order. The caller guarantees no two ops of the run touch the same block (see
- * OverlapTracker), so reading every op's old data before applying any of them is exact.
+ * OverlapTracker), so reading every op's old data before applying any of them is exact. Ops that follow
+ * each other on the disk (a sequential writer) have their old data read in one read, not one each.
  */
 export async function journalOldData(journal: RewindJournal, store: BlockStore, ops: readonly JournalOp[]): Promise<void> {
   let items: JournalItem[] = [];
   let held = 0;
   const release: Buffer[] = [];
+  // Spans waiting to be read, contiguous on the disk, with the index of each one's item.
+  let pending: Span[] = [];
+  let pendingStart = 0;
+  let pendingBytes = 0;
+  const readPending = async () => {
+    if (pending.length === 0) return;
+    const start = pending[0]!.offset;
+    const data = pendingBytes <= SYNC_READ_MAX && store.readSync ? store.readSync(start, pendingBytes) : await store.read(start, pendingBytes);
+    release.push(data);
+    pending.forEach((span, i) => {
+      items[pendingStart + i] = { offset: span.offset, data: data.subarray(span.offset - start, span.offset - start + span.length) };
+    });
+    pending = [];
+    pendingBytes = 0;
+  };
   try {
     for (const op of ops) {
       if ('bookmark' in op) {
+        await readPending();
         items.push(op);
         continue;
       }
       const { start, end } = blockSpan(op.offset, op.length, store.size);
       for (let at = start; at < end; at += MAX_RECORD_DATA) {
         const n = Math.min(MAX_RECORD_DATA, end - at);
-        const data = n <= SYNC_READ_MAX && store.readSync ? store.readSync(at, n) : await store.read(at, n);
-        release.push(data);
-        items.push({ offset: at, data });
+        const last = pending[pending.length - 1];
+        if (last && (last.offset + last.length !== at || pendingBytes + n > READ_RUN_MAX)) await readPending();
+        if (pending.length === 0) pendingStart = items.length;
+        pending.push({ offset: at, length: n });
+        pendingBytes += n;
+        items.push({ offset: at, data: EMPTY }); // filled by readPending
         held += n;
         if (held >= APPEND_BYTES) {
+          await readPending();
           await journal.append(items);
           items = [];
           held = 0;
         }
       }
     }
+    await readPending();
     if (items.length > 0) await journal.append(items);
   } finally {
     for (const b of release) BufferPool.shared.release(b);
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** The journal blocks a run of writes touches: small spans block by block, large ones as ranges. */
 export class OverlapTracker {

@@ -8,7 +8,7 @@ import zlib from 'node:zlib';
 import { EntryIndex } from './entry-index.js';
 import { AdaptiveFlush } from '../storage/adaptive-flush.js';
 import {
-  decodeIndexRecord, decodeRecordHeader, decodeSegmentHeader, encodeIndexRecord, encodeRecordHeader, encodeSegmentHeader,
+  decodeIndexRecord, decodeRecordHeader, decodeSegmentHeader, encodeIndexRecord, encodeRecordHeaderInto, encodeSegmentHeader,
   INDEX_RECORD, JOURNAL_BLOCK, Kind, type KindValue, RECORD_HEADER, SEGMENT_HEADER, segmentName, segmentNumbers,
 } from './journal-format.js';
 import type { Logger } from '../log.js';
@@ -272,6 +272,7 @@ export class RewindJournal {
     const seg = this.current;
     const bufs: Buffer[] = [];
     const idx = Buffer.alloc(items.length * INDEX_RECORD);
+    const headers = Buffer.allocUnsafe(items.length * RECORD_HEADER);
     const times: number[] = [];
     const added: Array<[number, number, number, number, number]> = [];
     let pos = seg.logSize;
@@ -280,7 +281,7 @@ export class RewindJournal {
       const kind = 'bookmark' in item ? Kind.BOOKMARK : Kind.DATA;
       const data = 'bookmark' in item ? Buffer.from(item.bookmark, 'utf8') : item.data;
       const offset = 'bookmark' in item ? 0 : item.offset;
-      bufs.push(encodeRecordHeader({ segment: seg.n, kind, length: data.length, dataCrc: zlib.crc32(data), time, offset }), data);
+      bufs.push(encodeRecordHeaderInto({ segment: seg.n, kind, length: data.length, dataCrc: zlib.crc32(data), time, offset }, headers, i * RECORD_HEADER), data);
       encodeIndexRecord({ time, offset, pos, length: data.length, kind }, idx, i * INDEX_RECORD);
       added.push([time, offset, pos, data.length, kind]);
       times.push(time);

@@ -5,19 +5,9 @@ import { useClusterStore } from './stores/cluster.js';
 import { useUiStore } from './stores/ui.js';
 import { useWizardStore, type WizardName } from './stores/wizards.js';
 import { hasWizard, mirrorTarget, useMirrorActions } from './mirror-actions.js';
+import type { MenuItem } from './menu-item.js';
 
-export interface MenuItem {
-  id: string;
-  label: string;
-  action?: () => void;
-  disabled?: boolean;
-  /** Shown as the item's title when disabled. */
-  reason?: string;
-  /** A checkbox item (View → Properties Panel). */
-  checked?: boolean;
-  submenu?: MenuItem[];
-  separatorBefore?: boolean;
-}
+export type { MenuItem } from './menu-item.js';
 
 export function useMenus() {
   const cluster = useClusterStore();

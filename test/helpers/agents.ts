@@ -110,6 +110,24 @@ export async function waitTargets(source: Agent, tag: string, ok: (t: TargetStat
   throw new Error(`targets of ${tag} did not get there in time: ${JSON.stringify(last?.targets, null, 1)}`);
 }
 
+/**
+ * Polls the source's bitmap file (`bitmap -X`) until no target's bits are set on disk: the intent log
+ * clears bits lazily after the acknowledgements, so resync byte counts are exact only after this.
+ */
+export async function waitBitmapClean(source: Agent, tag: string, timeoutMs = 60_000): Promise<void> {
+  const file = (await source.status(tag)).bitmap.file;
+  if (!file) throw new Error(`${tag} on ${source.node} has no bitmap file`);
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await source.program('bitmap', '-X', file);
+    last = r.stdout + r.stderr;
+    if (r.code === 0 && !/ dirty \(/.test(r.stdout)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the bitmap of ${tag} on ${source.node} still has dirty bits on disk:\n${last}`);
+}
+
 /** Polls one agent's status of `tag` until `ok` holds (bounded); `what` names it in the failure. */
 export async function waitStatus(a: Agent, tag: string, ok: (m: MirrorStatus) => boolean, what: string, timeoutMs = 30_000): Promise<MirrorStatus> {
   const deadline = Date.now() + timeoutMs;

@@ -51,12 +51,21 @@ async function pair(mode: 'sync' | 'async'): Promise<{ dir: string; src: Agent; 
  * on for a while, then the source agent is killed (-9) and the target thawed to apply whatever reached
  * it. Returns the blocks the client saw acknowledged.
  */
-async function writeFreezeKill(src: Agent, tgt: Agent, depth: number, freezeAfter: number, max: number): Promise<Set<number>> {
+/** No reply for this long after the target froze: the writer is stalled (a synchronous mirror at once, an asynchronous one when its queue is full). Generous: a busy machine is slow, not stalled. */
+const STALL_MS = 3_000;
+
+/**
+ * Writes block after block (stamped with its number) at `depth` in flight; after `freezeAfter`
+ * acknowledgements freezes the target (SIGSTOP) and goes on until the writer stalls or `max` blocks are
+ * written; then kills the source with -9 and lets the target go on. Returns the acknowledged blocks once
+ * the target has applied whatever reached it (its disk stops changing).
+ */
+async function writeFreezeKill(src: Agent, tgt: Agent, tgtDisk: string, depth: number, freezeAfter: number, max: number): Promise<Set<number>> {
   const client = await RawClient.connect(path.join(src.home, 'run', 'vol.nbd.sock'));
   await client.go();
   const acked = new Set<number>();
   let next = 0;
-  let frozenAt = 0;
+  let frozen = false;
   const send = () => {
     if (next >= max) return;
     client.request(Cmd.WRITE, next * BLOCK, BLOCK, BigInt(next), 0, stamp(next));
@@ -64,25 +73,34 @@ async function writeFreezeKill(src: Agent, tgt: Agent, depth: number, freezeAfte
   };
   for (let i = 0; i < depth; i++) send();
   while (acked.size < next) {
-    if (frozenAt && Date.now() - frozenAt > 1500) break;
     let r;
     try {
-      r = await client.readReply(new Map(), frozenAt ? Math.max(1, 1500 - (Date.now() - frozenAt)) : 10_000);
+      r = await client.readReply(new Map(), frozen ? STALL_MS : 30_000);
     } catch {
       break; // no reply within the window: the writer is stalled (as a synchronous mirror must be)
     }
     if (r.error !== 0) throw new Error(`write ${r.cookie} failed with ${r.error}`);
     acked.add(Number(r.cookie));
-    if (!frozenAt && acked.size >= freezeAfter) {
+    if (!frozen && acked.size >= freezeAfter) {
       tgt.child.kill('SIGSTOP');
-      frozenAt = Date.now();
+      frozen = true;
     }
     send();
   }
   await src.kill9();
   client.destroy();
   tgt.child.kill('SIGCONT');
-  await new Promise((r) => setTimeout(r, 1500)); // let the target apply what reached it
+  // Let the target apply what reached it: wait until its disk stops changing (bounded).
+  const deadline = Date.now() + 60_000;
+  let last = -1;
+  let steady = 0;
+  while (steady < 3) {
+    if (Date.now() > deadline) throw new Error('the target never stopped changing after the source was killed');
+    await new Promise((r) => setTimeout(r, 300));
+    const held = stampedBlocks(tgtDisk, max).filter(Boolean).length;
+    steady = held === last ? steady + 1 : 0;
+    last = held;
+  }
   return acked;
 }
 
@@ -98,7 +116,7 @@ describe('kill -9 of the source agent under load', () => {
       await tgt.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     });
-    const acked = await writeFreezeKill(src, tgt, 8, 400, 20000);
+    const acked = await writeFreezeKill(src, tgt, tgtDisk, 8, 400, 20000);
     expect(acked.size).toBeGreaterThanOrEqual(400);
     const onTarget = stampedBlocks(tgtDisk, 20000);
     const missing = [...acked].filter((i) => !onTarget[i]);
@@ -111,7 +129,7 @@ describe('kill -9 of the source agent under load', () => {
       await tgt.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     });
-    const acked = await writeFreezeKill(src, tgt, 1, 1500, 20000);
+    const acked = await writeFreezeKill(src, tgt, tgtDisk, 1, 1500, 20000);
     expect(acked.size).toBeGreaterThan(1500); // writers went on while the target was frozen
     const onTarget = stampedBlocks(tgtDisk, 20000);
     const held = onTarget.filter(Boolean).length;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MirrorStatus } from '../../common/mirror-status.js';
-import { inSync, makeDisk, startAgent, tandemOk, waitStatus, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
+import { inSync, makeDisk, startAgent, tandemOk, waitStatus, waitBitmapClean, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
 import { sha256File, tempDir } from '../helpers/tools.js';
 
 const SIZE = 16 * 1024 * 1024;
@@ -41,8 +41,7 @@ async function pair(name: string): Promise<Pair> {
   await waitTargets(adam, tag, inSync);
   await write(adam, 'write -P 0x11 0 64k');
   await waitTargets(adam, tag, inSync);
-  // Bits are cleared on disk lazily (within two seconds of the last write); let that happen so resync counts are exact.
-  await new Promise((r) => setTimeout(r, 2_500));
+  await waitBitmapClean(adam, tag); // bits are cleared on disk lazily: resync counts are exact after that
   return { dir, adam, eve, adamDisk, eveDisk };
 }
 

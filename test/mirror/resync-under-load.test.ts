@@ -42,10 +42,12 @@ describe('resync under application writes', () => {
     // Slow the resync down (16 MiB/s) so that it overlaps the writes for several seconds.
     await tandemOk(src, 'create', 'busy', '--disk', srcDisk, '--resync-rate', String(16 * MiB));
     await tandemOk(tgt, 'accept', 'busy', '--disk', tgtDisk);
-    const load = fioLoad(exportUri(src, 'busy'), 3, 1);
+    let loadDone = false;
+    const load = fioLoad(exportUri(src, 'busy'), 5, 1).finally(() => (loadDone = true));
     await tandemOk(src, 'extend', 'busy', '--target', 'eve', '--address', tgt.address, '--mode', 'async');
-    await new Promise((r) => setTimeout(r, 1000));
-    expect((await src.status('busy')).targets[0]!.status).toBe('Resyncing');
+    // The resync and the writes overlap: the target is seen Resyncing, part done, while fio still writes.
+    await waitTargets(src, 'busy', (t) => t.status === 'Resyncing' && t.resyncBytes > 0, 30_000);
+    expect(loadDone, 'fio finished before the resync was seen under way').toBe(false);
     await load;
     await waitTargets(src, 'busy', (t) => inSync(t) && t.queueDepth === 0, 90_000);
     expect(sha256File(tgtDisk)).toBe(sha256File(srcDisk));

@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MirrorStatus } from '../../common/mirror-status.js';
-import { exportUri, freePort, inSync, makeDisk, startAgent, tandemOk, waitStatus, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
+import { exportUri, freePort, inSync, makeDisk, startAgent, tandemOk, waitStatus, waitBitmapClean, waitTargets, writeExport, type Agent } from '../helpers/agents.js';
 import { run, sha256File, tempDir } from '../helpers/tools.js';
 
 const SIZE = 16 * 1024 * 1024;
@@ -77,7 +77,7 @@ async function pair(name: string, addressOf: (eve: Agent) => Promise<string> = a
   await waitTargets(adam, tag, inSync);
   await write(adam, 'write -P 0x11 0 64k');
   await waitTargets(adam, tag, inSync);
-  await new Promise((r) => setTimeout(r, 2_500)); // lazy bitmap clears reach the disk (within two seconds)
+  await waitBitmapClean(adam, tag); // bits are cleared on disk lazily: resync counts are exact after that
   return { dir, adam, eve, adamDisk, eveDisk };
 }
 
@@ -141,6 +141,28 @@ describe('switchover, out of service, split brain', () => {
     const st = await waitTargets(adam, tag, inSync);
     expect(st.targets[0]!.resyncBytes).toBe(0);
     expect(sha256File(adamDisk)).toBe(sha256File(eveDisk));
+  });
+
+  it('out of service on the source, then in service on its target: the old source becomes the target, disks equal, only the new source holds last_owner', async () => {
+    const { adam, eve, adamDisk, eveDisk } = await pair('oos-then-target');
+    await tandemOk(adam, 'outofservice', tag);
+    await until(eve, (m) => m.source === null, 'eve sees the source gone');
+    expect(await tandemOk(eve, 'inservice', tag)).toContain(`${tag} in service on eve`);
+    await write(eve, 'write -P 0x5e 1M 1M');
+    // adam, out of service with data eve's descends from, gives way: it becomes eve's target.
+    const old = await until(adam, (m) => m.role === 'target' && m.source === 'eve', 'adam a target of eve');
+    expect(old.lastOwner).toBe(false);
+    const st = await waitTargets(eve, tag, inSync);
+    expect(st.targets[0]).toMatchObject({ node: 'adam', status: 'Fully Operational' });
+    // Only the 1 MiB eve wrote is resynced, not the whole disk.
+    expect(st.targets[0]!.resyncBytes).toBeLessThanOrEqual(1024 * 1024 + CHUNK);
+    expect(sha256File(adamDisk)).toBe(sha256File(eveDisk));
+    expect(fs.existsSync(path.join(eve.home, 'state', 'flags', `${tag}_last_owner`))).toBe(true);
+    expect(fs.existsSync(path.join(adam.home, 'state', 'flags', `${tag}_last_owner`))).toBe(false);
+    const adamSays = await adam.tandem('status', tag);
+    expect(adamSays.stdout).not.toContain('last_owner');
+    // In service on adam again is an ordinary switchover back.
+    expect(await tandemOk(adam, 'inservice', tag)).toBe(`${tag} switched over: in service on adam; eve is now its target\n`);
   });
 
   it('split brain: both sides write while cut apart; detected on both, never resynced by itself; resolved, the survivor\'s data is kept', async () => {

@@ -66,6 +66,45 @@ describe('rewind log', () => {
     await store.close();
   });
 
+  it('a run of writes that follow each other is read once, still one entry per write: a view between them is exact', async () => {
+    const { dir, store } = setup('run');
+    const journal = RewindJournal.open(path.join(dir, 'log'), { maxBytes: 0 });
+    let reads = 0;
+    const counting = new Proxy(store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        const f = (v as (...a: unknown[]) => unknown).bind(target);
+        return prop === 'read' || prop === 'readSync' ? (...a: unknown[]) => (reads++, f(...a)) : f;
+      },
+    });
+    await store.write(0, [Buffer.alloc(SIZE / 2, 0x31)], false);
+    const before = sha256(await store.read(0, SIZE));
+    // Three contiguous writes, one elsewhere, a bookmark, two contiguous again.
+    const ops = [[8192, 4096], [12288, 8192], [20480, 4096], [200_000, 100], { bookmark: 'mid' }, [400_000 - (400_000 % 4096), 4096], [400_000 - (400_000 % 4096) + 4096, 4096]] as const;
+    const journalOps = ops.map((o) => ('bookmark' in o ? o : { offset: o[0], length: o[1] }));
+    const reads0 = reads;
+    await journalOldData(journal, counting, journalOps);
+    const readsMade = reads - reads0;
+    let fill = 0x40;
+    let atBookmark = '';
+    for (const o of journalOps) {
+      if ('bookmark' in o) atBookmark = sha256(await store.read(0, SIZE));
+      else await store.write(o.offset, [Buffer.alloc(o.length, fill++)], false);
+    }
+    expect(readsMade).toBe(3);
+    expect(journal.entries).toBe(7); // six writes and the bookmark: as fine-grained as before
+    // The view at the start is the disk before the run; at the bookmark, the four writes before it done.
+    const whole = new RewoundView(store, journal, journal.overlayAt(journal.startTime), journal.startTime, SIZE);
+    expect(sha256(await whole.read(0, SIZE))).toBe(before);
+    const mark = journal.bookmarks().find((b) => b.name === 'mid')!;
+    const atMark = new RewoundView(store, journal, journal.overlayAt(mark.time), mark.time, SIZE);
+    expect(sha256(await atMark.read(0, SIZE))).toBe(atBookmark);
+    expect(atBookmark).not.toBe(before);
+    await journal.close();
+    await store.close();
+  });
+
   it('a torn tail (an append cut short) is cut off on reopening; every entry before it is kept', async () => {
     const { dir, store } = setup('torn');
     const logDir = path.join(dir, 'log');

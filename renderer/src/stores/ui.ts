@@ -1,7 +1,7 @@
 // What the window shows besides the cluster: which server or resource is selected (the Properties
 // Panel shows it, menus act on it), which panels are open, and the small dialogs.
 import { defineStore } from 'pinia';
-import type { MenuItem } from '../menus.js';
+import type { MenuItem } from '../menu-item.js';
 
 export type PropertiesTab = 'general' | 'relations' | 'equivalencies' | 'replication';
 
